@@ -1,0 +1,71 @@
+package envelope
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// OperationOutcome is the FHIR resource the gateway answers errors and
+// acknowledgements with. Its JSON is the same in R4 and R5.
+type OperationOutcome struct {
+	ResourceType string         `json:"resourceType"`
+	ID           string         `json:"id,omitempty"`
+	Issue        []OutcomeIssue `json:"issue"`
+}
+
+// OutcomeIssue is one OperationOutcome.issue.
+type OutcomeIssue struct {
+	Severity    Severity         `json:"severity"`
+	Code        IssueType        `json:"code"`
+	Details     *CodeableConcept `json:"details,omitempty"`
+	Diagnostics string           `json:"diagnostics,omitempty"`
+	Expression  []string         `json:"expression,omitempty"`
+}
+
+// CodeableConcept is the subset of the FHIR datatype the gateway emits.
+type CodeableConcept struct {
+	Coding []Coding `json:"coding,omitempty"`
+	Text   string   `json:"text,omitempty"`
+}
+
+// Coding is a FHIR Coding.
+type Coding struct {
+	System  string `json:"system,omitempty"`
+	Code    string `json:"code,omitempty"`
+	Display string `json:"display,omitempty"`
+}
+
+// NewOutcome renders issues as an OperationOutcome. Each issue's rule goes to
+// issue.details.coding (system RuleSystem). With no issues it holds a single
+// informational "ok" issue, since FHIR requires at least one.
+func NewOutcome(issues ...Issue) OperationOutcome {
+	oo := OperationOutcome{ResourceType: "OperationOutcome", Issue: make([]OutcomeIssue, 0, len(issues))}
+	for _, is := range issues {
+		oi := OutcomeIssue{Severity: is.Severity, Code: is.Code, Diagnostics: is.Diagnostics}
+		if is.Rule != "" {
+			oi.Details = &CodeableConcept{Coding: []Coding{{System: RuleSystem, Code: string(is.Rule)}}}
+		}
+		if is.Expression != "" {
+			oi.Expression = []string{is.Expression}
+		}
+		oo.Issue = append(oo.Issue, oi)
+	}
+	if len(oo.Issue) == 0 {
+		oo.Issue = append(oo.Issue, OutcomeIssue{Severity: SeverityInformation, Code: IssueInformational, Diagnostics: "ok"})
+	}
+	return oo
+}
+
+// JSON encodes the outcome compactly, without HTML escaping.
+func (o OperationOutcome) JSON() []byte { return encodeJSON(o) }
+
+// encodeJSON marshals v, whose types are all this package's, so it cannot fail.
+func encodeJSON(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic("envelope: encoding a built-in type: " + err.Error())
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}

@@ -1,0 +1,8 @@
+module github.com/fhirgw/fhirgw
+
+go 1.26
+
+require (
+	github.com/go-json-experiment/json v1.27.2
+	github.com/google/uuid v1.6.0
+)
