@@ -48,7 +48,8 @@ func (c *check) resolve(ref, expr string, rule Rule) {
 }
 
 // resolveReference finds the entry that ref points at, tolerantly:
-//   - a reference equal to an entry's fullUrl (urn:uuid:, urn:oid:, absolute);
+//   - a reference equal to an entry's fullUrl (urn:uuid:, urn:oid:, absolute),
+//     with or without a /_history/ version;
 //   - a relative Type/id[/_history/v] to the entry of that type and id, or
 //     whose fullUrl ends in /Type/id;
 //   - an absolute base/Type/id to an entry of that type and id that has no
@@ -61,8 +62,12 @@ func resolveReference(entries []Entry, ref string) (idx int, byIDOnly bool) {
 	if ref == "" || strings.HasPrefix(ref, "#") {
 		return -1, false
 	}
+	unversioned := ref
+	if i := strings.Index(ref, "/_history/"); i >= 0 {
+		unversioned = ref[:i]
+	}
 	for i, e := range entries {
-		if e.FullURL != "" && e.FullURL == ref {
+		if e.FullURL != "" && (e.FullURL == ref || e.FullURL == unversioned) {
 			return i, false
 		}
 	}
