@@ -1,7 +1,7 @@
 package envelope
 
 import (
-	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -108,9 +108,10 @@ func (c *check) bundleFields() {
 func (c *check) entryRules() {
 	c.msg.Entries = make([]Entry, len(c.sc.entries))
 	for i, e := range c.sc.entries {
-		path := fmt.Sprintf("Bundle.entry[%d]", i)
+		// Paths are built only for issues: this loop runs for every entry.
+		path := func(suffix string) string { return "Bundle.entry[" + strconv.Itoa(i) + "]" + suffix }
 		if e.kind != '{' {
-			c.errorf(IssueStructure, RuleEntryResource, path, "%s is %s, not an object", path, kindName(e.kind))
+			c.errorf(IssueStructure, RuleEntryResource, path(""), "%s is %s, not an object", path(""), kindName(e.kind))
 			continue
 		}
 		if e.hasRequest {
@@ -118,46 +119,59 @@ func (c *check) entryRules() {
 			if c.version == R5 {
 				rule, why = RuleEntryRequestR5, "message entries must not have request or response (bdl-3a)"
 			}
-			c.errorf(IssueInvariant, rule, path+".request", "%s.request is present: %s", path, why)
+			c.errorf(IssueInvariant, rule, path(".request"), "%s is present: %s", path(".request"), why)
 		}
 		if e.hasResponse {
 			rule, why := RuleEntryResponseR4, "entry.response is only allowed in response and history Bundles (bdl-4)"
 			if c.version == R5 {
 				rule, why = RuleEntryRequestR5, "message entries must not have request or response (bdl-3a)"
 			}
-			c.errorf(IssueInvariant, rule, path+".response", "%s.response is present: %s", path, why)
+			c.errorf(IssueInvariant, rule, path(".response"), "%s is present: %s", path(".response"), why)
 		}
 		ent := &c.msg.Entries[i]
-		if e.fullURL != nil {
-			if e.fullURL.kind != '"' {
-				c.errorf(IssueStructure, RuleFullURLPresent, path+".fullUrl", "%s.fullUrl is %s, not a string", path, kindName(e.fullURL.kind))
-			} else {
-				ent.FullURL = e.fullURL.str
-			}
+		if u := e.fullURL; u != nil {
+			ent.FullURL, _ = c.value(u, RuleFullURLPresent, path, ".fullUrl")
 		}
 		res := e.resource
-		rpath := path + ".resource"
 		switch {
 		case res == nil:
-			c.errorf(IssueRequired, RuleEntryResource, rpath, "%s is missing: every entry of a message carries a resource", rpath)
+			c.errorf(IssueRequired, RuleEntryResource, path(".resource"), "%s is missing: every entry of a message carries a resource", path(".resource"))
 			continue
 		case res.kind != '{':
-			c.errorf(IssueStructure, RuleEntryResource, rpath, "%s is %s, not an object", rpath, kindName(res.kind))
+			c.errorf(IssueStructure, RuleEntryResource, path(".resource"), "%s is %s, not an object", path(".resource"), kindName(res.kind))
 			continue
 		}
-		rt, ok := c.str(res, rpath, "resourceType", RuleEntryResource)
-		if !ok || rt == "" {
-			if !res.has("resourceType") {
-				c.errorf(IssueRequired, RuleEntryResource, rpath+".resourceType", "%s has no resourceType", rpath)
+		rt := res.get("resourceType")
+		if rt == nil {
+			c.errorf(IssueRequired, RuleEntryResource, path(".resource.resourceType"), "%s has no resourceType", path(".resource"))
+			continue
+		}
+		if ent.ResourceType, _ = c.value(rt, RuleEntryResource, path, ".resource.resourceType"); ent.ResourceType == "" {
+			continue
+		}
+		if id := res.get("id"); id != nil {
+			ent.ID, _ = c.value(id, RuleEntryResource, path, ".resource.id")
+		}
+		if meta := res.get("meta"); meta != nil {
+			if v := meta.get("versionId"); v != nil {
+				ent.VersionID, _ = c.value(v, RuleEntryResource, path, ".resource.meta.versionId")
 			}
-			continue
-		}
-		ent.ResourceType = rt
-		ent.ID, _ = c.str(res, rpath, "id", RuleEntryResource)
-		if meta := c.obj(res, rpath, "meta", RuleEntryResource); meta != nil {
-			ent.VersionID, _ = c.str(meta, rpath+".meta", "versionId", RuleEntryResource)
 		}
 	}
+}
+
+// value reads a captured string v within the field limit; a non-string or an
+// over-long value is an issue at path(suffix).
+func (c *check) value(v *node, rule Rule, path func(string) string, suffix string) (string, bool) {
+	if v.kind != '"' {
+		c.errorf(IssueStructure, rule, path(suffix), "%s is %s, not a string", path(suffix), kindName(v.kind))
+		return "", false
+	}
+	if len(v.str) > c.lim.MaxFieldBytes {
+		c.errorf(IssueTooLong, RuleLimit, path(suffix), "%s is %d bytes, over the limit of %d", path(suffix), len(v.str), c.lim.MaxFieldBytes)
+		return "", false
+	}
+	return v.str, true
 }
 
 // fullURLRules: R5 requires a fullUrl on every entry (bdl-15; R4 only says
@@ -166,24 +180,24 @@ func (c *check) entryRules() {
 func (c *check) fullURLRules() {
 	seen := make(map[string]int, len(c.msg.Entries))
 	for i, e := range c.msg.Entries {
-		path := fmt.Sprintf("Bundle.entry[%d].fullUrl", i)
-		if c.sc.entries[i].kind != '{' || (c.sc.entries[i].fullURL != nil && c.sc.entries[i].fullURL.kind != '"') {
-			continue
+		if c.sc.entries[i].kind != '{' || (c.sc.entries[i].fullURL != nil && e.FullURL == "") {
+			continue // not an entry, or a fullUrl already reported as malformed
 		}
+		path := func() string { return "Bundle.entry[" + strconv.Itoa(i) + "].fullUrl" }
 		if e.FullURL == "" {
 			if c.version == R5 {
-				c.errorf(IssueInvariant, RuleFullURLPresent, path, "%s is missing: every entry of an R5 message has a fullUrl (bdl-15)", path)
+				c.errorf(IssueInvariant, RuleFullURLPresent, path(), "%s is missing: every entry of an R5 message has a fullUrl (bdl-15)", path())
 			} else {
-				c.warnf(IssueRequired, RuleFullURLPresent, path, "%s is missing: references to this entry can only resolve by resource type and id", path)
+				c.warnf(IssueRequired, RuleFullURLPresent, path(), "%s is missing: references to this entry can only resolve by resource type and id", path())
 			}
 			continue
 		}
 		if strings.Contains(e.FullURL, "/_history/") {
-			c.errorf(IssueInvariant, RuleFullURLHistory, path, "%s is a version-specific reference; fullUrl cannot contain /_history/ (bdl-8)", path)
+			c.errorf(IssueInvariant, RuleFullURLHistory, path(), "%s is a version-specific reference; fullUrl cannot contain /_history/ (bdl-8)", path())
 		}
 		if j, dup := seen[e.FullURL]; dup && c.msg.Entries[j].VersionID == e.VersionID {
-			c.errorf(IssueInvariant, RuleFullURLUnique, path,
-				"%s repeats the fullUrl of Bundle.entry[%d]: fullUrls must be unique unless meta.versionId differs (bdl-7)", path, j)
+			c.errorf(IssueInvariant, RuleFullURLUnique, path(),
+				"%s repeats the fullUrl of Bundle.entry[%d]: fullUrls must be unique unless meta.versionId differs (bdl-7)", path(), j)
 			continue
 		}
 		seen[e.FullURL] = i

@@ -137,12 +137,13 @@ func (c *check) str(n *node, path, name string, rule Rule) (s string, ok bool) {
 	if v == nil {
 		return "", false
 	}
-	expr := path + "." + name
 	if v.kind != '"' {
+		expr := path + "." + name
 		c.errorf(IssueStructure, rule, expr, "%s is %s, not a string", expr, kindName(v.kind))
 		return "", false
 	}
 	if len(v.str) > c.lim.MaxFieldBytes {
+		expr := path + "." + name
 		c.errorf(IssueTooLong, RuleLimit, expr, "%s is %d bytes, over the limit of %d", expr, len(v.str), c.lim.MaxFieldBytes)
 		return "", false
 	}

@@ -44,7 +44,7 @@ func TestRules(t *testing.T) {
 		{name: "limit/string", lim: Limits{MaxStringBytes: 200}, edits: []edit{set("entry.1.resource.note", strings.Repeat("x", 300))}, kind: ErrLimit, rule: RuleLimit},
 		{name: "limit/array", lim: Limits{MaxArrayItems: 5}, edits: []edit{set("entry.1.resource.note", raw("[1,2,3,4,5,6]"))}, kind: ErrLimit, rule: RuleLimit},
 		{name: "limit/bytes", lim: Limits{MaxBytes: 100}, kind: ErrLimit, rule: RuleLimit},
-		{name: "limit/field", lim: Limits{MaxFieldBytes: 20}, kind: ErrInvalid, rule: RuleLimit, expr: hExp + ".eventCoding.system"},
+		{name: "limit/field", lim: Limits{MaxFieldBytes: 20}, kind: ErrInvalid, rule: RuleLimit, expr: "Bundle.entry[0].fullUrl"},
 
 		// bundle-resource-type
 		{name: "resource-type/not-bundle", edits: []edit{set("resourceType", "Parameters")}, kind: ErrNotMessage, rule: RuleResourceType, expr: "resourceType"},

@@ -26,33 +26,59 @@ type scannedEntry struct {
 	hasResponse bool
 }
 
-// headerMembers are the members of the first entry's resource that the
+// A memberFilter says whether an object member is captured, and returns its
+// name as a constant so that capturing allocates no name.
+type memberFilter func(name []byte) (string, bool)
+
+// headerMember selects the members of the first entry's resource that the
 // envelope reads. Everything else (narrative, extensions, sender...) is
 // validated and skipped.
-func headerMember(name []byte) bool {
+func headerMember(name []byte) (string, bool) {
 	switch string(name) {
-	case "resourceType", "id", "meta", "eventCoding", "eventUri", "eventCanonical",
-		"source", "destination", "response", "focus":
-		return true
+	case "eventCoding":
+		return "eventCoding", true
+	case "eventUri":
+		return "eventUri", true
+	case "eventCanonical":
+		return "eventCanonical", true
+	case "source":
+		return "source", true
+	case "destination":
+		return "destination", true
+	case "response":
+		return "response", true
+	case "focus":
+		return "focus", true
 	}
-	return false
+	return resourceMember(name)
 }
 
-// resourceMember are the members read from every other entry's resource.
-func resourceMember(name []byte) bool {
+// resourceMember selects the members read from every entry's resource.
+func resourceMember(name []byte) (string, bool) {
 	switch string(name) {
-	case "resourceType", "id", "meta":
-		return true
+	case "resourceType":
+		return "resourceType", true
+	case "id":
+		return "id", true
+	case "meta":
+		return "meta", true
 	}
-	return false
+	return "", false
 }
 
-func bundleMember(name []byte) bool {
+// bundleMember selects the Bundle members read (entry is read separately).
+func bundleMember(name []byte) (string, bool) {
 	switch string(name) {
-	case "resourceType", "type", "id", "identifier", "timestamp", "issues":
-		return true
+	case "type":
+		return "type", true
+	case "identifier":
+		return "identifier", true
+	case "timestamp":
+		return "timestamp", true
+	case "issues":
+		return "issues", true
 	}
-	return false
+	return resourceMember(name)
 }
 
 // scanner walks one JSON document with a jsontext.Decoder, which rejects
@@ -101,10 +127,10 @@ func (s *scanner) scan(raw []byte, lim Limits) (*scanned, error) {
 				return err
 			})
 		}
-		if !bundleMember(name) {
+		key, ok := bundleMember(name)
+		if !ok {
 			return s.skip(depth)
 		}
-		key := string(name)
 		v, err := s.capture(depth)
 		if err != nil {
 			return err
@@ -258,6 +284,10 @@ func (s *scanner) capture(depth int) (*node, error) {
 	n := &node{kind: v.Kind()}
 	switch n.kind {
 	case '"':
+		if bytes.IndexByte(v, '\\') < 0 {
+			n.str = string(v[1 : len(v)-1])
+			break
+		}
 		u, err := jsontext.AppendUnquote(nil, v)
 		if err != nil {
 			return nil, s.jsonErr(err)
@@ -271,17 +301,17 @@ func (s *scanner) capture(depth int) (*node, error) {
 
 // captureSome keeps the members of the next object that want accepts and
 // skips the rest. A value that is not an object is kept as its kind only.
-func (s *scanner) captureSome(depth int, want func([]byte) bool) (*node, error) {
+func (s *scanner) captureSome(depth int, want memberFilter) (*node, error) {
 	k := s.dec.PeekKind()
 	if k != '{' {
 		return &node{kind: k}, s.skip(depth)
 	}
 	n := &node{kind: k}
 	err := s.object(depth, func(name []byte, depth int) error {
-		if !want(name) {
+		key, ok := want(name)
+		if !ok {
 			return s.skip(depth)
 		}
-		key := string(name)
 		v, err := s.capture(depth)
 		if err != nil {
 			return err
