@@ -10,7 +10,15 @@ import (
 type OperationOutcome struct {
 	ResourceType string         `json:"resourceType"`
 	ID           string         `json:"id,omitempty"`
+	Extension    []Extension    `json:"extension,omitempty"`
 	Issue        []OutcomeIssue `json:"issue"`
+}
+
+// Extension is a FHIR extension with a string value, for what the gateway
+// adds to its own resources (such as the file an outcome is about).
+type Extension struct {
+	URL         string `json:"url"`
+	ValueString string `json:"valueString,omitempty"`
 }
 
 // OutcomeIssue is one OperationOutcome.issue.
