@@ -1,0 +1,39 @@
+# fhirgw — the README's two set-up commands are `make run` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+GO ?= go
+BIN := bin/fhirgw
+# The public message fixtures beside the project; tests that read them log a
+# reason and skip when they are absent.
+FHIRGW_PUBLIC_FIXTURES ?= $(abspath ../shared/fixtures/public)
+export FHIRGW_PUBLIC_FIXTURES
+FUZZTIME ?= 10m
+BENCHCOUNT ?= 3
+
+.PHONY: build test bench lint run fuzz clean
+
+build: ## build bin/fhirgw
+	$(GO) build -o $(BIN) ./cmd/fhirgw
+
+test: lint ## the whole suite, race detector on, against a real RabbitMQ broker (fails without one)
+	REQUIRE_BROKER=1 $(GO) test -race -count=1 ./...
+
+bench: ## benchmarks, with each result's ratio to its baseline from the same run
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./... | $(GO) run ./testing/benchreport
+
+lint: ## gofmt and go vet
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+run: build ## validate the sample messages (the gateway itself arrives with `fhirgw serve`)
+	./$(BIN) validate testing/fixtures/r4 testing/fixtures/r5
+	-./$(BIN) validate testing/fixtures/invalid/no-event.json testing/fixtures/invalid/unresolved-focus.json
+
+fuzz: ## fuzz the envelope parser for FUZZTIME (default 10m)
+	$(GO) test -run '^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./envelope/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,137 @@
+// Command benchreport reads `go test -bench` output on stdin, copies it to
+// stdout, and then prints, for every benchmark group that has a sub-benchmark
+// named baseline-*, each other sub-benchmark's cost as a ratio of that
+// baseline: all measured in the same run on the same machine.
+//
+//	go test -run '^$' -bench . -benchmem ./... | go run ./testing/benchreport
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+func main() {
+	if err := report(os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "benchreport: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// result is the mean of every run of one benchmark.
+type result struct {
+	runs          int
+	nsPerOp       float64
+	allocsPerOp   float64
+	bytesPerOp    float64
+	hasAllocStats bool
+}
+
+var line = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+
+func report(in io.Reader, out io.Writer) error {
+	results := map[string]*result{}
+	var order []string
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		text := sc.Text()
+		fmt.Fprintln(out, text)
+		m := line.FindStringSubmatch(text)
+		if m == nil {
+			continue
+		}
+		r := results[m[1]]
+		if r == nil {
+			r = &result{}
+			results[m[1]] = r
+			order = append(order, m[1])
+		}
+		r.add(m[2])
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	groups := map[string][]string{}
+	var groupOrder []string
+	for _, name := range order {
+		i := strings.LastIndex(name, "/")
+		if i < 0 {
+			continue
+		}
+		g := name[:i]
+		if _, ok := groups[g]; !ok {
+			groupOrder = append(groupOrder, g)
+		}
+		groups[g] = append(groups[g], name)
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	header := false
+	for _, g := range groupOrder {
+		var base string
+		for _, name := range groups[g] {
+			if strings.HasPrefix(name[len(g)+1:], "baseline") {
+				base = name
+			}
+		}
+		if base == "" {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(out, "\nCost relative to the baseline measured in the same run (ratio = ns/op ÷ baseline ns/op):")
+			fmt.Fprintln(tw, "benchmark\tns/op\tallocs/op\tbaseline\tbaseline ns/op\tbaseline allocs/op\tratio\t")
+			header = true
+		}
+		b := results[base]
+		names := groups[g]
+		sort.Strings(names)
+		for _, name := range names {
+			if name == base {
+				continue
+			}
+			r := results[name]
+			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.0f\t%s\t%.2fx\t\n", name, r.nsPerOp, r.allocs(), base[len(g)+1:], b.nsPerOp, b.allocs(), r.nsPerOp/b.nsPerOp)
+		}
+	}
+	return tw.Flush()
+}
+
+// add folds one line's metrics ("123 ns/op  4 B/op  5 allocs/op ...") into
+// the running mean.
+func (r *result) add(metrics string) {
+	f := strings.Fields(metrics)
+	var ns, allocs, bytes float64
+	for i := 0; i+1 < len(f); i += 2 {
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			continue
+		}
+		switch f[i+1] {
+		case "ns/op":
+			ns = v
+		case "allocs/op":
+			allocs, r.hasAllocStats = v, true
+		case "B/op":
+			bytes = v
+		}
+	}
+	n := float64(r.runs)
+	r.nsPerOp = (r.nsPerOp*n + ns) / (n + 1)
+	r.allocsPerOp = (r.allocsPerOp*n + allocs) / (n + 1)
+	r.bytesPerOp = (r.bytesPerOp*n + bytes) / (n + 1)
+	r.runs++
+}
+
+func (r *result) allocs() string {
+	if !r.hasAllocStats {
+		return "-"
+	}
+	return strconv.FormatFloat(r.allocsPerOp, 'f', 0, 64)
+}
