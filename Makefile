@@ -33,7 +33,9 @@ run: build ## validate the sample messages (the gateway itself arrives with `fhi
 	-./$(BIN) validate testing/fixtures/invalid/no-event.json testing/fixtures/invalid/unresolved-focus.json
 
 fuzz: ## fuzz the envelope parser for FUZZTIME (default 10m)
-	$(GO) test -run '^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./envelope/
+	# Minimizing an interesting 100 KB seed takes up to a minute by default,
+	# during which no new inputs run; 2s keeps the fuzzer exploring.
+	$(GO) test -run '^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./envelope/
 
 clean:
 	rm -rf bin

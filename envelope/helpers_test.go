@@ -15,15 +15,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files with the current output")
 
-// TestMain checks for leaked goroutines, except while fuzzing: goleak's
-// check at exit stalls the fuzzing engine's workers.
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
-		os.Exit(m.Run())
-	}
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // baseR4 and baseR5 are minimal valid messages that the rule tables mutate.
 const baseR4 = `{
