@@ -1,0 +1,166 @@
+package brokertest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Debian's rabbitmq-server binaries. The /usr/sbin wrappers switch to the
+// rabbitmq user and the system node; these run a node as the caller.
+const (
+	serverBin = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+	ctlBin    = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+)
+
+// startLocalNode starts a private RabbitMQ node: its own node name, AMQP and
+// distribution ports, data and log directories, config and Erlang cookie, all
+// under a temporary directory removed on Close.
+func startLocalNode(ctx context.Context, logf func(string, ...any)) (*Broker, error) {
+	if err := ensureInstalled(ctx, logf); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "fhirgw-rabbitmq-")
+	if err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(2)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	amqpPort, distPort := ports[0], ports[1]
+	node := fmt.Sprintf("fhirgw-test-%d-%d@localhost", os.Getpid(), amqpPort)
+	conf := fmt.Sprintf(`listeners.tcp.default = 127.0.0.1:%d
+loopback_users = none
+disk_free_limit.absolute = 50MB
+log.file.level = warning
+log.console = false
+`, amqpPort)
+	pidFile := filepath.Join(dir, "rabbitmq.pid")
+	files := map[string]string{"rabbitmq.conf": conf, "enabled_plugins": "[].\n"}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	env := append(os.Environ(),
+		"HOME="+dir, // the node's own Erlang cookie
+		"RABBITMQ_NODENAME="+node,
+		"RABBITMQ_NODE_IP_ADDRESS=127.0.0.1",
+		fmt.Sprintf("RABBITMQ_NODE_PORT=%d", amqpPort),
+		fmt.Sprintf("RABBITMQ_DIST_PORT=%d", distPort),
+		"RABBITMQ_MNESIA_BASE="+filepath.Join(dir, "mnesia"),
+		"RABBITMQ_LOG_BASE="+filepath.Join(dir, "log"),
+		"RABBITMQ_PID_FILE="+pidFile,
+		"RABBITMQ_CONFIG_FILE="+filepath.Join(dir, "rabbitmq.conf"),
+		"RABBITMQ_ADVANCED_CONFIG_FILE="+filepath.Join(dir, "advanced.config"),
+		"RABBITMQ_CONF_ENV_FILE="+filepath.Join(dir, "rabbitmq-env.conf"),
+		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(dir, "enabled_plugins"),
+	)
+	out, err := os.Create(filepath.Join(dir, "server.out"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cmd := exec.Command(serverBin)
+	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = env, dir, out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logf("brokertest: starting node %s on 127.0.0.1:%d", node, amqpPort)
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start %s: %w", serverBin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait(); out.Close() }()
+
+	stop := func(ctx context.Context) error {
+		defer os.RemoveAll(dir)
+		ctl := exec.CommandContext(ctx, ctlBin, "-n", node, "stop", pidFile)
+		ctl.Env = env
+		stopErr := ctl.Run()
+		select {
+		case <-exited:
+			return nil
+		case <-time.After(30 * time.Second):
+		case <-ctx.Done():
+		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		return fmt.Errorf("node %s did not stop in time: %v", node, stopErr)
+	}
+
+	wait := exec.CommandContext(ctx, ctlBin, "-n", node, "wait", pidFile, "--timeout", "120")
+	wait.Env = env
+	if msg, err := wait.CombinedOutput(); err != nil {
+		_ = stop(context.Background())
+		log, _ := os.ReadFile(filepath.Join(dir, "server.out"))
+		return nil, fmt.Errorf("node %s did not come up: %v: %s %s", node, err, bytes.TrimSpace(msg), tail(log, 800))
+	}
+	url := fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", amqpPort)
+	if err := ping(ctx, url); err != nil {
+		_ = stop(context.Background())
+		return nil, fmt.Errorf("node %s is up but refuses AMQP: %w", node, err)
+	}
+	logf("brokertest: node %s ready", node)
+	return &Broker{url: url, close: stop}, nil
+}
+
+// ensureInstalled installs Debian's rabbitmq-server when it is missing and
+// the process may (root).
+func ensureInstalled(ctx context.Context, logf func(string, ...any)) error {
+	if _, err := os.Stat(serverBin); err == nil {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return errors.New(serverBin + " is missing and installing it needs root: apt-get install rabbitmq-server")
+	}
+	logf("brokertest: installing rabbitmq-server with apt-get")
+	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "rabbitmq-server"}} {
+		cmd := exec.CommandContext(ctx, "apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("apt-get %s: %v: %s", args[0], err, tail(out, 800))
+		}
+	}
+	if _, err := os.Stat(serverBin); err != nil {
+		return fmt.Errorf("apt-get installed rabbitmq-server but %s is missing", serverBin)
+	}
+	return nil
+}
+
+// freePorts asks the kernel for n free loopback TCP ports.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(bytes.TrimSpace(b))
+}
