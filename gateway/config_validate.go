@@ -1,0 +1,100 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/fhirgw/fhirgw/envelope"
+)
+
+// Validate checks the configuration as a whole and names every problem.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if c.HTTP.Addr == "" {
+		bad("http.addr is empty")
+	}
+	if !strings.HasPrefix(c.HTTP.BasePath, "/") {
+		bad("http.basePath %q must start with /", c.HTTP.BasePath)
+	}
+	if c.HTTP.MaxBodyBytes <= 0 {
+		bad("http.maxBodyBytes must be positive")
+	}
+	if c.HTTP.PublicURL != "" {
+		if u, err := url.Parse(c.HTTP.PublicURL); err != nil || u.Scheme == "" || u.Host == "" {
+			bad("http.publicUrl %q is not an absolute URL", c.HTTP.PublicURL)
+		}
+	}
+	if v, err := envelope.ParseVersion(c.FHIRVersion); err != nil || v == envelope.VersionAuto {
+		bad("fhirVersion %q must be 4.0 or 5.0", c.FHIRVersion)
+	}
+	if c.AMQP.URL == "" {
+		bad("amqp.url is empty")
+	}
+	switch c.Ledger.Driver {
+	case "sqlite":
+		if c.Ledger.DSN == "" {
+			bad("ledger.dsn is empty")
+		}
+	case "postgres":
+		bad("ledger.driver postgres is not available in this release; use sqlite")
+	default:
+		bad("ledger.driver %q is unknown; use sqlite", c.Ledger.Driver)
+	}
+	if c.ReliableCacheMinutes <= 0 {
+		bad("reliableCacheMinutes must be positive")
+	}
+	if c.Outbox.MaxBacklog <= 0 {
+		bad("outbox.maxBacklog must be positive")
+	}
+
+	fillers := map[string]bool{}
+	for i, f := range c.Fillers {
+		switch {
+		case f.ID == "":
+			bad("fillers[%d].id is empty", i)
+		case fillers[f.ID]:
+			bad("fillers[%d].id %q is used twice", i, f.ID)
+		case strings.ContainsAny(f.ID, " #*."):
+			bad("fillers[%d].id %q may not contain spaces, '.', '#' or '*' (it names a RabbitMQ queue)", i, f.ID)
+		}
+		fillers[f.ID] = true
+		switch f.Adapter {
+		case "amqp":
+		case "http":
+			if u, err := url.Parse(f.URL); err != nil || u.Scheme == "" || u.Host == "" {
+				bad("fillers[%d] (%s): adapter http needs an absolute url", i, f.ID)
+			}
+		default:
+			bad("fillers[%d] (%s): adapter %q is unknown; use http or amqp", i, f.ID, f.Adapter)
+		}
+	}
+	for i, r := range c.Routes {
+		if r.Event == "" {
+			bad("routes[%d].event is empty", i)
+		}
+		if len(r.Fillers) == 0 {
+			bad("routes[%d] (%s) names no fillers", i, r.Event)
+		}
+		for _, id := range r.Fillers {
+			if !fillers[id] {
+				bad("routes[%d] (%s) names filler %q, which is not in fillers", i, r.Event, id)
+			}
+		}
+		if r.SyncTimeout < 0 || r.AckDeadline < 0 {
+			bad("routes[%d] (%s): durations must not be negative", i, r.Event)
+		}
+	}
+	for i, p := range c.Callbacks.Allow {
+		if u, err := url.Parse(p); err != nil || u.Scheme == "" || u.Host == "" {
+			bad("callbacks.allow[%d] %q is not an absolute URL prefix", i, p)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
+}
