@@ -1,0 +1,276 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// open starts a ledger on a file in a temp dir; it is closed at cleanup.
+func open(t *testing.T, path string, c *clock) *SQLite {
+	t.Helper()
+	ctx := context.Background()
+	l, err := OpenSQLite(ctx, path, Options{Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	t.Cleanup(func() {
+		if err := l.Close(ctx); err != nil {
+			t.Error(err)
+		}
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return l
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)} }
+
+func message(n int) *Message {
+	return &Message{
+		TaskID:      fmt.Sprintf("task-%d", n),
+		Identity:    fmt.Sprintf("header-%d", n),
+		BundleID:    fmt.Sprintf("bundle-%d", n),
+		HeaderID:    fmt.Sprintf("header-%d", n),
+		FHIRVersion: "4.0",
+		Event:       "coding:https://fhirgw.example/fhir/message-events|lab-order",
+		Fillers:     []string{"lab", "archive"},
+		Body:        []byte(fmt.Sprintf(`{"resourceType":"Bundle","id":"bundle-%d"}`, n)),
+		Status:      "requested",
+		Answer:      Answer{Status: 202, ContentType: "application/fhir+json", Body: []byte(`{"resourceType":"OperationOutcome"}`)},
+	}
+}
+
+func TestAcceptKeepsTheMessage(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	l := open(t, filepath.Join(t.TempDir(), "l.db"), c)
+	m := message(1)
+	if err := l.Accept(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Task(ctx, "task-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Body, m.Body) || got.Identity != m.Identity || got.Answer.Status != 202 ||
+		!bytes.Equal(got.Answer.Body, m.Answer.Body) || len(got.Fillers) != 2 || !got.ReceivedAt.Equal(c.now()) || !got.RoutedAt.IsZero() {
+		t.Errorf("got %+v", got)
+	}
+	if l.Backlog() != 2 {
+		t.Errorf("backlog %d, want 2 (two fillers)", l.Backlog())
+	}
+	if _, err := l.Task(ctx, "task-nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing task: %v", err)
+	}
+}
+
+func TestDuplicates(t *testing.T) {
+	ctx := context.Background()
+	l := open(t, filepath.Join(t.TempDir(), "l.db"), newClock())
+	if err := l.Accept(ctx, message(1)); err != nil {
+		t.Fatal(err)
+	}
+	again := message(1)
+	again.TaskID, again.BundleID = "task-other", "bundle-resent" // R4 resend: same MessageHeader.id, new Bundle.id
+	err := l.Accept(ctx, again)
+	var dup *DuplicateError
+	if !errors.As(err, &dup) || !errors.Is(err, ErrDuplicate) || dup.Prior.TaskID != "task-1" || dup.Prior.Answer.Status != 202 {
+		t.Fatalf("want a duplicate of task-1, got %v", err)
+	}
+	reused := message(2)
+	reused.BundleID = "bundle-1" // R4: Bundle.id seen under another MessageHeader.id
+	if err := l.Accept(ctx, reused); !errors.Is(err, ErrBundleIDReused) {
+		t.Fatalf("want ErrBundleIDReused, got %v", err)
+	}
+	r5 := message(3)
+	r5.FHIRVersion, r5.BundleID = "5.0", "bundle-1" // R5 identity is Bundle.identifier; Bundle.id may repeat
+	if err := l.Accept(ctx, r5); err != nil {
+		t.Fatalf("R5 with a repeated Bundle.id: %v", err)
+	}
+	if l.Backlog() != 4 {
+		t.Errorf("backlog %d, want 4: rejected messages must leave no outbox entries", l.Backlog())
+	}
+}
+
+func TestOutbox(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	l := open(t, filepath.Join(t.TempDir(), "l.db"), c)
+	for i := 1; i <= 3; i++ {
+		if err := l.Accept(ctx, message(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending, err := l.Pending(ctx, 0, 100)
+	if err != nil || len(pending) != 6 {
+		t.Fatalf("pending %d, %v", len(pending), err)
+	}
+	if p := pending[0]; p.TaskID != "task-1" || p.Filler != "lab" || !bytes.Equal(p.Body, message(1).Body) || p.Identity != "header-1" {
+		t.Errorf("first entry %+v", p)
+	}
+	page, _ := l.Pending(ctx, pending[1].Seq, 2)
+	if len(page) != 2 || page[0].Seq != pending[2].Seq {
+		t.Errorf("paging after %d: %+v", pending[1].Seq, page)
+	}
+	c.add(time.Second)
+	if err := l.Published(ctx, pending[0]); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := l.Task(ctx, "task-1"); !m.RoutedAt.IsZero() {
+		t.Error("routed with a publish still owed")
+	}
+	if err := l.Published(ctx, pending[1]); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := l.Task(ctx, "task-1"); !m.RoutedAt.Equal(c.now()) {
+		t.Errorf("routed at %v, want %v", m.RoutedAt, c.now())
+	}
+	if l.Backlog() != 4 {
+		t.Errorf("backlog %d, want 4", l.Backlog())
+	}
+}
+
+func TestAnswersAndResponses(t *testing.T) {
+	ctx := context.Background()
+	l := open(t, filepath.Join(t.TempDir(), "l.db"), newClock())
+	if err := l.Accept(ctx, message(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetAnswer(ctx, "task-1", Answer{Status: 200, ContentType: "application/fhir+json", Body: []byte("resp")}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := l.ByIdentity(ctx, "header-1"); m.Answer.Status != 200 || string(m.Answer.Body) != "resp" {
+		t.Errorf("answer %+v", m.Answer)
+	}
+	if err := l.SetAnswer(ctx, "task-nope", Answer{Status: 200}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("answer of a missing task: %v", err)
+	}
+	for i, code := range []string{"ok", "ok"} {
+		r := &Response{BundleID: fmt.Sprintf("resp-%d", i), TaskID: "task-1", Code: code, Body: []byte(fmt.Sprintf("body-%d", i))}
+		if err := l.AddResponse(ctx, r, "accepted"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err := l.Responses(ctx, "task-1")
+	if err != nil || len(rs) != 2 || rs[0].BundleID != "resp-0" || string(rs[1].Body) != "body-1" {
+		t.Fatalf("responses %+v %v", rs, err)
+	}
+	if m, _ := l.Task(ctx, "task-1"); m.Status != "accepted" {
+		t.Errorf("status %s", m.Status)
+	}
+	if b, err := l.Bundle(ctx, "resp-1"); err != nil || b.TaskID != "task-1" {
+		t.Errorf("bundle %+v %v", b, err)
+	}
+	if _, err := l.Bundle(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing bundle: %v", err)
+	}
+	if err := l.AddResponse(ctx, &Response{BundleID: "resp-x", TaskID: "task-nope", Code: "ok"}, ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("response to a missing task: %v", err)
+	}
+	if _, err := l.Bundle(ctx, "resp-x"); !errors.Is(err, ErrNotFound) {
+		t.Error("a failed operation left its response behind: savepoints must undo it")
+	}
+}
+
+func TestPurgeKeepsWhatIsStillOwed(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	l := open(t, filepath.Join(t.TempDir(), "l.db"), c)
+	for i := 1; i <= 2; i++ {
+		if err := l.Accept(ctx, message(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending, _ := l.Pending(ctx, 0, 10)
+	if err := l.Published(ctx, pending[0], pending[1]); err != nil { // task-1 fully routed
+		t.Fatal(err)
+	}
+	c.add(2 * time.Hour)
+	n, err := l.Purge(ctx, c.now().Add(-time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("purged %d, %v; want 1", n, err)
+	}
+	if _, err := l.Task(ctx, "task-1"); !errors.Is(err, ErrNotFound) {
+		t.Error("task-1 survived the purge")
+	}
+	if _, err := l.Task(ctx, "task-2"); err != nil {
+		t.Error("task-2 was purged with publishes still owed")
+	}
+	if err := l.Accept(ctx, message(1)); err != nil {
+		t.Errorf("after the window the identity is new again: %v", err)
+	}
+}
+
+func TestConcurrentAcceptsAreDurable(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "l.db")
+	c := newClock()
+	l, err := OpenSQLite(ctx, path, Options{Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	const n = 300
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- l.Accept(ctx, message(i))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Accept(ctx, message(n)); !errors.Is(err, ErrClosed) {
+		t.Errorf("accept after close: %v", err)
+	}
+
+	again := open(t, path, c)
+	if again.Backlog() != 2*n {
+		t.Errorf("reopened backlog %d, want %d", again.Backlog(), 2*n)
+	}
+	for i := range n {
+		if _, err := again.Task(ctx, fmt.Sprintf("task-%d", i)); err != nil {
+			t.Fatalf("task-%d lost across reopen: %v", i, err)
+		}
+	}
+}

@@ -1,0 +1,140 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Accept takes m into custody: the message, its answer and one outbox entry
+// per filler, in one transaction. m.ReceivedAt and m.UpdatedAt are set from
+// the clock. A message whose identity is already held returns a
+// *DuplicateError with the original; an R4 Bundle.id already held under
+// another identity returns ErrBundleIDReused. Nothing is stored then.
+func (l *SQLite) Accept(ctx context.Context, m *Message) error {
+	now := l.now()
+	m.ReceivedAt, m.UpdatedAt = now, now
+	return l.do(ctx, func(tx *sql.Tx) error {
+		prior, err := scanMessage(tx.QueryRowContext(ctx, selectMessage+` WHERE identity = $1`, m.Identity))
+		if err == nil {
+			return &DuplicateError{Prior: prior}
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if m.BundleID != "" && m.FHIRVersion == "4.0" {
+			var other string
+			err := tx.QueryRowContext(ctx, `SELECT identity FROM messages WHERE bundle_id = $1 AND fhir_version = '4.0' AND identity <> $2 LIMIT 1`,
+				m.BundleID, m.Identity).Scan(&other)
+			if err == nil {
+				return ErrBundleIDReused
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO messages (task_id, identity, bundle_id, header_id, fhir_version, event, fillers, body,
+			response_url, status, answer_status, answer_type, answer_body, received_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			m.TaskID, m.Identity, m.BundleID, m.HeaderID, m.FHIRVersion, m.Event, strings.Join(m.Fillers, ","), m.Body,
+			m.ResponseURL, m.Status, m.Answer.Status, m.Answer.ContentType, nonNil(m.Answer.Body), l.ms(now), l.ms(now))
+		if err != nil {
+			return fmt.Errorf("ledger: insert message: %w", err)
+		}
+		for _, f := range m.Fillers {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (task_id, filler, created_at) VALUES ($1, $2, $3)`, m.TaskID, f, l.ms(now)); err != nil {
+				return fmt.Errorf("ledger: insert outbox: %w", err)
+			}
+		}
+		return nil
+	}, func() { l.backlog.Add(int64(len(m.Fillers))) })
+}
+
+// SetAnswer replaces the answer replayed to duplicates of a task (a
+// synchronous exchange learns its final answer after custody began).
+func (l *SQLite) SetAnswer(ctx context.Context, taskID string, a Answer) error {
+	return l.do(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE messages SET answer_status = $1, answer_type = $2, answer_body = $3, updated_at = $4 WHERE task_id = $5`,
+			a.Status, a.ContentType, nonNil(a.Body), l.ms(l.now()), taskID)
+		return affected(res, err)
+	}, nil)
+}
+
+// Task returns the message of a task.
+func (l *SQLite) Task(ctx context.Context, taskID string) (*Message, error) {
+	return scanMessage(l.read.QueryRowContext(ctx, selectMessage+` WHERE task_id = $1`, taskID))
+}
+
+// ByIdentity returns the message held under an identity key.
+func (l *SQLite) ByIdentity(ctx context.Context, identity string) (*Message, error) {
+	return scanMessage(l.read.QueryRowContext(ctx, selectMessage+` WHERE identity = $1`, identity))
+}
+
+// Purge forgets messages received before cutoff whose publishes are all done,
+// with their responses, and returns how many it removed.
+func (l *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
+	cutoff := l.ms(before)
+	var n int64
+	err := l.do(ctx, func(tx *sql.Tx) error {
+		const old = `SELECT task_id FROM messages WHERE received_at < $1 AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.task_id = messages.task_id)`
+		if _, err := tx.ExecContext(ctx, `DELETE FROM responses WHERE task_id IN (`+old+`)`, cutoff); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE task_id IN (`+old+`)`, cutoff)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	}, nil)
+	return int(n), err
+}
+
+const selectMessage = `SELECT task_id, identity, bundle_id, header_id, fhir_version, event, fillers, body, response_url, status,
+	answer_status, answer_type, answer_body, received_at, updated_at, routed_at FROM messages`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanMessage(row rowScanner) (*Message, error) {
+	var m Message
+	var fillers string
+	var received, updated, routed int64
+	err := row.Scan(&m.TaskID, &m.Identity, &m.BundleID, &m.HeaderID, &m.FHIRVersion, &m.Event, &fillers, &m.Body, &m.ResponseURL,
+		&m.Status, &m.Answer.Status, &m.Answer.ContentType, &m.Answer.Body, &received, &updated, &routed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read message: %w", err)
+	}
+	if fillers != "" {
+		m.Fillers = strings.Split(fillers, ",")
+	}
+	m.ReceivedAt, m.UpdatedAt, m.RoutedAt = fromMS(received), fromMS(updated), fromMS(routed)
+	return &m, nil
+}
+
+func affected(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// nonNil keeps NOT NULL blob columns from receiving NULL.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

@@ -1,0 +1,64 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// AddResponse records a response or progress message for a task and moves
+// the task to status (unchanged when status is empty).
+func (l *SQLite) AddResponse(ctx context.Context, r *Response, status string) error {
+	r.ReceivedAt = l.now()
+	return l.do(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO responses (bundle_id, task_id, code, body, received_at) VALUES ($1, $2, $3, $4, $5)`,
+			r.BundleID, r.TaskID, r.Code, nonNil(r.Body), l.ms(r.ReceivedAt)); err != nil {
+			return fmt.Errorf("ledger: insert response: %w", err)
+		}
+		q := `UPDATE messages SET updated_at = $1 WHERE task_id = $2`
+		args := []any{l.ms(r.ReceivedAt), r.TaskID}
+		if status != "" {
+			q = `UPDATE messages SET updated_at = $1, status = $3 WHERE task_id = $2`
+			args = append(args, status)
+		}
+		res, err := tx.ExecContext(ctx, q, args...)
+		return affected(res, err)
+	}, nil)
+}
+
+// Responses returns a task's responses in the order they arrived.
+func (l *SQLite) Responses(ctx context.Context, taskID string) ([]Response, error) {
+	rows, err := l.read.QueryContext(ctx, `SELECT bundle_id, task_id, code, body, received_at FROM responses WHERE task_id = $1 ORDER BY received_at, rowid`, taskID)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read responses: %w", err)
+	}
+	defer rows.Close()
+	var out []Response
+	for rows.Next() {
+		var r Response
+		var at int64
+		if err := rows.Scan(&r.BundleID, &r.TaskID, &r.Code, &r.Body, &at); err != nil {
+			return nil, fmt.Errorf("ledger: read responses: %w", err)
+		}
+		r.ReceivedAt = fromMS(at)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Bundle returns a stored response by its bundle id.
+func (l *SQLite) Bundle(ctx context.Context, bundleID string) (*Response, error) {
+	var r Response
+	var at int64
+	err := l.read.QueryRowContext(ctx, `SELECT bundle_id, task_id, code, body, received_at FROM responses WHERE bundle_id = $1`, bundleID).
+		Scan(&r.BundleID, &r.TaskID, &r.Code, &r.Body, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read bundle: %w", err)
+	}
+	r.ReceivedAt = fromMS(at)
+	return &r, nil
+}

@@ -1,0 +1,81 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations upgrade the schema in order; migration i brings it to version
+// i+1. They are written in the SQL that SQLite and PostgreSQL share.
+var migrations = []string{
+	`CREATE TABLE messages (
+		task_id       TEXT PRIMARY KEY,
+		identity      TEXT NOT NULL UNIQUE,
+		bundle_id     TEXT NOT NULL DEFAULT '',
+		header_id     TEXT NOT NULL DEFAULT '',
+		fhir_version  TEXT NOT NULL,
+		event         TEXT NOT NULL,
+		fillers       TEXT NOT NULL,
+		body          BLOB NOT NULL,
+		response_url  TEXT NOT NULL DEFAULT '',
+		status        TEXT NOT NULL,
+		answer_status INTEGER NOT NULL,
+		answer_type   TEXT NOT NULL DEFAULT '',
+		answer_body   BLOB NOT NULL,
+		received_at   INTEGER NOT NULL,
+		updated_at    INTEGER NOT NULL,
+		routed_at     INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX messages_bundle_id ON messages (bundle_id) WHERE bundle_id <> '';
+	CREATE INDEX messages_received_at ON messages (received_at);
+	CREATE TABLE outbox (
+		seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+		task_id    TEXT NOT NULL REFERENCES messages (task_id),
+		filler     TEXT NOT NULL,
+		created_at INTEGER NOT NULL
+	);
+	CREATE INDEX outbox_task_id ON outbox (task_id);
+	CREATE TABLE responses (
+		bundle_id   TEXT PRIMARY KEY,
+		task_id     TEXT NOT NULL,
+		code        TEXT NOT NULL,
+		body        BLOB NOT NULL,
+		received_at INTEGER NOT NULL
+	);
+	CREATE INDEX responses_task_id ON responses (task_id, received_at);`,
+}
+
+// migrate brings the schema to the latest version in one transaction.
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("ledger: migrate: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("ledger: migrate: %w", err)
+	}
+	var version int
+	err = tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&version)
+	switch {
+	case err == sql.ErrNoRows:
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+			return fmt.Errorf("ledger: migrate: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("ledger: migrate: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("ledger: the database is at schema version %d, newer than this fhirgw (%d)", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("ledger: migration %d: %w", i+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = $1`, len(migrations)); err != nil {
+		return fmt.Errorf("ledger: migrate: %w", err)
+	}
+	return tx.Commit()
+}

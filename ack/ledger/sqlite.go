@@ -1,0 +1,217 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
+)
+
+// Options tune a SQLite ledger.
+type Options struct {
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// MaxBatch bounds how many operations share one transaction (default 256).
+	MaxBatch int
+}
+
+// SQLite is the embedded ledger: one file, WAL, synchronous=FULL.
+type SQLite struct {
+	write    *sql.DB // one connection, owned by the writer goroutine
+	read     *sql.DB // readers; WAL lets them run beside the writer
+	now      func() time.Time
+	maxBatch int
+
+	ops       chan *op
+	closing   chan struct{}
+	closeOnce sync.Once
+	stopped   chan struct{}
+	running   atomic.Bool
+	backlog   atomic.Int64 // outbox rows, kept in step with commits
+}
+
+type op struct {
+	fn func(tx *sql.Tx) error
+	// after runs once the transaction holding fn has committed (fn succeeded).
+	after func()
+	done  chan error
+}
+
+// OpenSQLite opens (creating if needed) the ledger at path and migrates its
+// schema. Call Run to start writing and Close when done.
+func OpenSQLite(ctx context.Context, path string, opts Options) (*SQLite, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("ledger: %w", err)
+		}
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	l := &SQLite{
+		write: w, read: r, now: opts.Now, maxBatch: opts.MaxBatch,
+		ops: make(chan *op), closing: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	if err := migrate(ctx, w); err != nil {
+		l.closeDBs()
+		return nil, err
+	}
+	var n int64
+	if err := r.QueryRowContext(ctx, `SELECT count(*) FROM outbox`).Scan(&n); err != nil {
+		l.closeDBs()
+		return nil, fmt.Errorf("ledger: count outbox: %w", err)
+	}
+	l.backlog.Store(n)
+	return l, nil
+}
+
+// Run writes until ctx ends or Close is called, then finishes the operations
+// already queued. It returns nil after Close, ctx's error otherwise.
+func (l *SQLite) Run(ctx context.Context) error {
+	if !l.running.CompareAndSwap(false, true) {
+		return errors.New("ledger: Run called twice")
+	}
+	defer close(l.stopped)
+	for {
+		select {
+		case o := <-l.ops:
+			l.commit(l.gather(o))
+		case <-l.closing:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// gather collects the operations already waiting, up to MaxBatch.
+func (l *SQLite) gather(first *op) []*op {
+	batch := []*op{first}
+	for len(batch) < l.maxBatch {
+		select {
+		case o := <-l.ops:
+			batch = append(batch, o)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commit runs a batch in one transaction, each operation in a savepoint.
+func (l *SQLite) commit(batch []*op) {
+	results := make([]error, len(batch))
+	ctx := context.Background() // a started commit finishes; callers may stop waiting
+	tx, err := l.write.BeginTx(ctx, nil)
+	if err != nil {
+		for _, o := range batch {
+			o.done <- fmt.Errorf("ledger: begin: %w", err)
+		}
+		return
+	}
+	for i, o := range batch {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+			results[i] = err
+			continue
+		}
+		if err := o.fn(tx); err != nil {
+			results[i] = err
+			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO op"); rerr != nil {
+				results[i] = errors.Join(err, rerr)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil && results[i] == nil {
+			results[i] = err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		for _, o := range batch {
+			o.done <- fmt.Errorf("ledger: commit: %w", err)
+		}
+		return
+	}
+	for i, o := range batch {
+		if results[i] == nil && o.after != nil {
+			o.after()
+		}
+		o.done <- results[i]
+	}
+}
+
+// do queues fn for the writer and waits for its commit.
+func (l *SQLite) do(ctx context.Context, fn func(*sql.Tx) error, after func()) error {
+	o := &op{fn: fn, after: after, done: make(chan error, 1)}
+	select {
+	case l.ops <- o:
+	case <-l.closing:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+		// The operation may still commit; callers treat the outcome as unknown.
+		return ctx.Err()
+	}
+}
+
+// Close stops the writer once the operations already handed to it have
+// committed, then closes the database.
+func (l *SQLite) Close(ctx context.Context) error {
+	l.closeOnce.Do(func() { close(l.closing) })
+	if l.running.Load() {
+		select {
+		case <-l.stopped:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return l.closeDBs()
+}
+
+func (l *SQLite) closeDBs() error {
+	return errors.Join(l.read.Close(), l.write.Close())
+}
+
+// Backlog is how many publishes the outbox holds.
+func (l *SQLite) Backlog() int { return int(l.backlog.Load()) }
+
+func (l *SQLite) ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
