@@ -11,6 +11,8 @@ FHIRGW_PUBLIC_FIXTURES ?= $(abspath ../shared/fixtures/public)
 export FHIRGW_PUBLIC_FIXTURES
 FUZZTIME ?= 10m
 BENCHCOUNT ?= 3
+# Packages with benchmarks (others would start test brokers for nothing).
+BENCHPKGS ?= ./envelope/
 
 .PHONY: build test bench lint run fuzz clean
 
@@ -21,7 +23,7 @@ test: lint ## the whole suite, race detector on, against a real RabbitMQ broker 
 	REQUIRE_BROKER=1 $(GO) test -race -count=1 ./...
 
 bench: ## benchmarks, with each result's ratio to its baseline from the same run
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./... | $(GO) run ./testing/benchreport
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) $(BENCHPKGS) | $(GO) run ./testing/benchreport
 
 lint: ## gofmt and go vet
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -1,0 +1,238 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/zap"
+)
+
+// Delivery is one publish owed to the broker: a message for one filler.
+type Delivery struct {
+	Seq         int64
+	TaskID      string
+	Filler      string
+	Identity    string
+	Event       string
+	FHIRVersion string
+	Body        []byte
+}
+
+// Outbox is where accepted messages wait for the broker. Pending returns the
+// oldest deliveries still owed (at most limit); Published forgets deliveries
+// the broker has confirmed. Both are safe for concurrent use.
+type Outbox interface {
+	Pending(ctx context.Context, limit int) ([]Delivery, error)
+	Published(ctx context.Context, ds ...Delivery) error
+}
+
+// RelayConfig configures a Relay.
+type RelayConfig struct {
+	URL      string
+	Outbox   Outbox
+	Topology Topology
+	Log      *zap.Logger
+	// Window is how many publishes may await confirmation at once (default 256).
+	Window int
+	// Poll is how often the outbox is read without a Notify (default 1s).
+	Poll time.Duration
+	// ConfirmTimeout bounds the wait for a confirm (default 30s).
+	ConfirmTimeout time.Duration
+}
+
+// Relay moves deliveries from the outbox to the broker: it publishes a
+// window of them with publisher confirms, forgets the confirmed ones, and
+// keeps the rest for the next round. It owns its connection, reconnects
+// with backoff, and redeclares the topology on every connection. A delivery
+// leaves the outbox only after the broker confirmed it, so a broker outage
+// or a crash delays messages and never loses them (at-least-once).
+type Relay struct {
+	cfg   RelayConfig
+	wake  chan struct{}
+	ready atomic.Bool
+}
+
+// NewRelay returns a Relay; Run starts it.
+func NewRelay(cfg RelayConfig) *Relay {
+	if cfg.Window <= 0 {
+		cfg.Window = 256
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.ConfirmTimeout <= 0 {
+		cfg.ConfirmTimeout = 30 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	return &Relay{cfg: cfg, wake: make(chan struct{}, 1)}
+}
+
+// Notify tells the relay the outbox has new deliveries. It never blocks.
+func (r *Relay) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Ready reports whether the relay holds a connection with the topology
+// declared.
+func (r *Relay) Ready() bool { return r.ready.Load() }
+
+// Run relays until ctx ends. Publishes in flight when ctx ends are still
+// confirmed (within ConfirmTimeout) and recorded before Run returns.
+func (r *Relay) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := r.session(ctx)
+		r.ready.Store(false)
+		if ctx.Err() != nil {
+			return nil
+		}
+		r.cfg.Log.Warn("broker session ended; reconnecting", zap.Error(err), zap.Duration("backoff", backoff))
+		select {
+		case <-time.After(backoff + rand.N(backoff/2)):
+		case <-ctx.Done():
+			return nil
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// session runs one connection's life.
+func (r *Relay) session(ctx context.Context) error {
+	conn, err := amqp.DialConfig(r.cfg.URL, amqp.Config{
+		Heartbeat:  10 * time.Second,
+		Dial:       amqp.DefaultDial(10 * time.Second),
+		Properties: amqp.Table{"connection_name": "fhirgw relay"},
+	})
+	if err != nil {
+		return fmt.Errorf("dial: %w", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("channel: %w", err)
+	}
+	if err := r.cfg.Topology.Declare(ch); err != nil {
+		return err
+	}
+	if err := ch.Confirm(false); err != nil {
+		return fmt.Errorf("confirm mode: %w", err)
+	}
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	returns := ch.NotifyReturn(make(chan amqp.Return, 64))
+	r.ready.Store(true)
+	r.cfg.Log.Info("broker connected; relaying the outbox")
+	poll := time.NewTicker(r.cfg.Poll)
+	defer poll.Stop()
+	for {
+		for {
+			n, err := r.round(ctx, ch)
+			if err != nil {
+				return err
+			}
+			if n < r.cfg.Window || ctx.Err() != nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-closed:
+			return fmt.Errorf("connection closed: %v", err)
+		case err := <-chClosed:
+			return fmt.Errorf("channel closed: %v", err)
+		case ret := <-returns:
+			// With the alternate exchange in place a return means the
+			// topology is broken; the delivery is kept in the outbox only if
+			// it was nacked, so say so loudly.
+			r.cfg.Log.Error("broker returned a publish as unroutable", zap.String("messageId", ret.MessageId),
+				zap.String("routingKey", ret.RoutingKey), zap.Uint16("replyCode", ret.ReplyCode))
+		case <-r.wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// round publishes one window of pending deliveries and records the
+// confirmed ones. It returns how many it read.
+func (r *Relay) round(ctx context.Context, ch *amqp.Channel) (int, error) {
+	pending, err := r.cfg.Outbox.Pending(ctx, r.cfg.Window)
+	if err != nil || len(pending) == 0 {
+		return 0, err
+	}
+	confirms := make([]*amqp.DeferredConfirmation, 0, len(pending))
+	var publishErr error
+	for _, d := range pending {
+		c, err := ch.PublishWithDeferredConfirmWithContext(ctx, r.cfg.Topology.RouteExchange(), r.cfg.Topology.FillerKey(d.Filler), true, false, publishing(d))
+		if err != nil {
+			publishErr = fmt.Errorf("publish: %w", err)
+			break
+		}
+		confirms = append(confirms, c)
+	}
+	// Confirms are awaited even when ctx has ended: shutdown drains them.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ConfirmTimeout)
+	defer cancel()
+	var done []Delivery
+	for i, c := range confirms {
+		acked, err := c.WaitContext(wctx)
+		if err != nil {
+			publishErr = errors.Join(publishErr, fmt.Errorf("confirm: %w", err))
+			break
+		}
+		if acked {
+			done = append(done, pending[i])
+		} else {
+			r.cfg.Log.Warn("broker nacked a publish; it stays in the outbox", zap.String("taskId", pending[i].TaskID), zap.String("filler", pending[i].Filler))
+		}
+	}
+	if len(done) > 0 {
+		if err := r.cfg.Outbox.Published(wctx, done...); err != nil {
+			// Confirmed but not recorded: they will be published again
+			// (at-least-once); consumers deduplicate by message_id.
+			return len(pending), errors.Join(publishErr, fmt.Errorf("record published: %w", err))
+		}
+		for _, d := range done {
+			r.cfg.Log.Debug("message routed", zap.String("taskId", d.TaskID), zap.String("filler", d.Filler), zap.String("event", d.Event))
+		}
+	}
+	return len(pending), publishErr
+}
+
+// publishing is the AMQP message for a delivery: the original bytes and the
+// properties of the AMQP contract.
+func publishing(d Delivery) amqp.Publishing {
+	return amqp.Publishing{
+		ContentType:   "application/fhir+json; fhirVersion=" + d.FHIRVersion,
+		DeliveryMode:  amqp.Persistent,
+		MessageId:     d.Identity,
+		CorrelationId: d.Identity,
+		Type:          d.Event,
+		AppId:         "fhirgw",
+		Headers: amqp.Table{
+			HeaderEvent:       d.Event,
+			HeaderFHIRVersion: d.FHIRVersion,
+			HeaderTaskID:      d.TaskID,
+			HeaderFiller:      d.Filler,
+		},
+		Body: d.Body,
+	}
+}
+
+// Headers of the messages on filler queues.
+const (
+	HeaderEvent       = "fhirgw-event"
+	HeaderFHIRVersion = "fhirgw-fhir-version"
+	HeaderTaskID      = "fhirgw-task-id"
+	HeaderFiller      = "fhirgw-filler"
+)

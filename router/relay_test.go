@@ -1,0 +1,198 @@
+package router_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fhirgw/fhirgw/ack/ledger"
+	"github.com/fhirgw/fhirgw/router"
+	"github.com/fhirgw/fhirgw/testing/brokertest"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+func TestMain(m *testing.M) { brokertest.Main(m) }
+
+// ledgerOutbox adapts the real ledger to the relay's Outbox.
+type ledgerOutbox struct{ l *ledger.SQLite }
+
+func (o ledgerOutbox) Pending(ctx context.Context, limit int) ([]router.Delivery, error) {
+	es, err := o.l.Pending(ctx, 0, limit)
+	ds := make([]router.Delivery, len(es))
+	for i, e := range es {
+		ds[i] = router.Delivery{Seq: e.Seq, TaskID: e.TaskID, Filler: e.Filler, Identity: e.Identity, Event: e.Event, FHIRVersion: e.FHIRVersion, Body: e.Body}
+	}
+	return ds, err
+}
+
+func (o ledgerOutbox) Published(ctx context.Context, ds ...router.Delivery) error {
+	es := make([]ledger.OutboxEntry, len(ds))
+	for i, d := range ds {
+		es[i] = ledger.OutboxEntry{Seq: d.Seq, TaskID: d.TaskID}
+	}
+	return o.l.Published(ctx, es...)
+}
+
+func openLedger(t *testing.T) *ledger.SQLite {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l, err := ledger.OpenSQLite(ctx, filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = l.Run(ctx); close(done) }()
+	t.Cleanup(func() { _ = l.Close(context.Background()); cancel(); <-done })
+	return l
+}
+
+func accept(t *testing.T, l *ledger.SQLite, n int, fillers ...string) *ledger.Message {
+	t.Helper()
+	m := &ledger.Message{
+		TaskID: fmt.Sprintf("task-%d", n), Identity: fmt.Sprintf("id-%d", n), FHIRVersion: "4.0",
+		Event: "coding:https://fhirgw.example/fhir/message-events|lab-order", Fillers: fillers,
+		Body:   []byte(fmt.Sprintf("{\"resourceType\":\"Bundle\",  \"id\": \"b-%d\"}\n", n)), // odd spacing: bytes must pass untouched
+		Status: "requested", Answer: ledger.Answer{Status: 202},
+	}
+	if err := l.Accept(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func startRelay(t *testing.T, url string, l *ledger.SQLite, topo router.Topology) *router.Relay {
+	t.Helper()
+	r := router.NewRelay(router.RelayConfig{URL: url, Outbox: ledgerOutbox{l}, Topology: topo, Poll: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+// topology gives the test its own exchanges and queues, deleted afterwards.
+func topology(t *testing.T, fillers ...string) router.Topology {
+	t.Helper()
+	topo := router.Topology{Prefix: brokertest.Name(t, "gw"), Fillers: fillers}
+	t.Cleanup(func() {
+		conn := brokertest.Dial(t)
+		ch, err := conn.Channel()
+		if err != nil {
+			return
+		}
+		for _, f := range fillers {
+			_, _ = ch.QueueDelete(topo.FillerQueue(f), false, false, false)
+			_, _ = ch.QueueDelete(topo.DeadQueue(f), false, false, false)
+		}
+		_, _ = ch.QueueDelete(topo.UnroutableQueue(), false, false, false)
+		for _, x := range []string{topo.RouteExchange(), topo.UnroutableExchange(), topo.DeadExchange()} {
+			_ = ch.ExchangeDelete(x, false, false)
+		}
+	})
+	return topo
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// drain reads every message now in queue.
+func drain(t *testing.T, queue string) []amqp.Delivery {
+	t.Helper()
+	ch, err := brokertest.Dial(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []amqp.Delivery
+	for {
+		d, ok, err := ch.Get(queue, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return out
+		}
+		out = append(out, d)
+	}
+}
+
+func TestRelayDeliversTheOriginalBytesWithTheContractProperties(t *testing.T) {
+	l := openLedger(t)
+	topo := topology(t, "lab", "archive")
+	m1 := accept(t, l, 1, "lab")
+	m2 := accept(t, l, 2, "lab", "archive") // fan-out
+	r := startRelay(t, brokertest.URL(t), l, topo)
+	r.Notify()
+	waitFor(t, "the outbox to empty", 15*time.Second, func() bool { return l.Backlog() == 0 })
+	if !r.Ready() {
+		t.Error("relay not ready while connected")
+	}
+
+	lab := drain(t, topo.FillerQueue("lab"))
+	archive := drain(t, topo.FillerQueue("archive"))
+	if len(lab) != 2 || len(archive) != 1 {
+		t.Fatalf("lab got %d, archive %d; want 2 and 1", len(lab), len(archive))
+	}
+	for i, want := range []*ledger.Message{m1, m2} {
+		d := lab[i]
+		if !bytes.Equal(d.Body, want.Body) {
+			t.Errorf("body %q, want the original %q", d.Body, want.Body)
+		}
+		if d.MessageId != want.Identity || d.CorrelationId != want.Identity || d.DeliveryMode != amqp.Persistent ||
+			d.ContentType != "application/fhir+json; fhirVersion=4.0" || d.Type != want.Event {
+			t.Errorf("properties %+v", d)
+		}
+		if d.Headers[router.HeaderTaskID] != want.TaskID || d.Headers[router.HeaderEvent] != want.Event ||
+			d.Headers[router.HeaderFHIRVersion] != "4.0" || d.Headers[router.HeaderFiller] != "lab" {
+			t.Errorf("headers %v", d.Headers)
+		}
+	}
+	if !bytes.Equal(archive[0].Body, m2.Body) {
+		t.Error("fan-out copy differs")
+	}
+	if got, _ := l.Task(context.Background(), m2.TaskID); got.RoutedAt.IsZero() {
+		t.Error("task not marked routed after both confirms")
+	}
+	if n := len(drain(t, topo.UnroutableQueue())); n != 0 {
+		t.Errorf("%d messages unroutable", n)
+	}
+}
+
+func TestRelaySurvivesABrokerOutage(t *testing.T) {
+	l := openLedger(t)
+	topo := topology(t, "lab")
+	proxy := brokertest.NewProxy(t)
+	r := startRelay(t, proxy.URL(), l, topo)
+	waitFor(t, "the relay to connect", 15*time.Second, r.Ready)
+
+	proxy.Cut()
+	waitFor(t, "the relay to notice the outage", 15*time.Second, func() bool { return !r.Ready() })
+	for i := range 20 {
+		accept(t, l, i, "lab")
+		r.Notify()
+	}
+	time.Sleep(300 * time.Millisecond)
+	if l.Backlog() != 20 {
+		t.Fatalf("backlog %d during the outage, want 20", l.Backlog())
+	}
+	proxy.Restore()
+	waitFor(t, "the backlog to drain after the broker returns", 30*time.Second, func() bool { return l.Backlog() == 0 })
+	got := drain(t, topo.FillerQueue("lab"))
+	seen := map[string]bool{}
+	for _, d := range got {
+		seen[d.MessageId] = true
+	}
+	if len(seen) != 20 {
+		t.Fatalf("%d distinct messages in the queue, want 20", len(seen))
+	}
+}

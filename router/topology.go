@@ -1,0 +1,104 @@
+package router
+
+import (
+	"fmt"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// DefaultDeliveryLimit is how often a filler queue delivers a message before
+// dead-lettering it (RabbitMQ 3.10 has no default; 4.x uses 20).
+const DefaultDeliveryLimit = 20
+
+// Topology names and declares the gateway's exchanges and queues.
+type Topology struct {
+	// Prefix starts every name (default "fhirgw"); tests use their own.
+	Prefix string
+	// Fillers get one queue each.
+	Fillers []string
+	// DeliveryLimit is x-delivery-limit on filler queues (default 20).
+	DeliveryLimit int
+}
+
+func (t Topology) prefix() string {
+	if t.Prefix == "" {
+		return "fhirgw"
+	}
+	return t.Prefix
+}
+
+// RouteExchange is the topic exchange messages are published to.
+func (t Topology) RouteExchange() string { return t.prefix() + ".route" }
+
+// UnroutableExchange is the route exchange's alternate exchange.
+func (t Topology) UnroutableExchange() string { return t.prefix() + ".unroutable" }
+
+// UnroutableQueue collects publishes that matched no filler queue.
+func (t Topology) UnroutableQueue() string { return t.prefix() + ".unroutable" }
+
+// DeadExchange receives what filler queues dead-letter.
+func (t Topology) DeadExchange() string { return t.prefix() + ".dead" }
+
+// FillerQueue is the queue a filler's messages wait in.
+func (t Topology) FillerQueue(filler string) string { return t.prefix() + ".filler." + filler }
+
+// DeadQueue parks a filler's dead-lettered messages.
+func (t Topology) DeadQueue(filler string) string { return t.FillerQueue(filler) + ".dead" }
+
+// FillerKey is the routing key that reaches a filler's queue.
+func (t Topology) FillerKey(filler string) string { return "filler." + filler }
+
+// Declare creates the topology (idempotently) on ch.
+func (t Topology) Declare(ch *amqp.Channel) error {
+	limit := t.DeliveryLimit
+	if limit <= 0 {
+		limit = DefaultDeliveryLimit
+	}
+	quorum := amqp.Table{"x-queue-type": "quorum"}
+	type step struct {
+		what string
+		do   func() error
+	}
+	steps := []step{
+		{"unroutable exchange", func() error {
+			return ch.ExchangeDeclare(t.UnroutableExchange(), amqp.ExchangeFanout, true, false, false, false, nil)
+		}},
+		{"unroutable queue", func() error {
+			_, err := ch.QueueDeclare(t.UnroutableQueue(), true, false, false, false, quorum)
+			return err
+		}},
+		{"unroutable binding", func() error { return ch.QueueBind(t.UnroutableQueue(), "", t.UnroutableExchange(), false, nil) }},
+		{"route exchange", func() error {
+			return ch.ExchangeDeclare(t.RouteExchange(), amqp.ExchangeTopic, true, false, false, false,
+				amqp.Table{"alternate-exchange": t.UnroutableExchange()})
+		}},
+		{"dead-letter exchange", func() error {
+			return ch.ExchangeDeclare(t.DeadExchange(), amqp.ExchangeDirect, true, false, false, false, nil)
+		}},
+	}
+	for _, f := range t.Fillers {
+		steps = append(steps,
+			step{"queue " + t.FillerQueue(f), func() error {
+				_, err := ch.QueueDeclare(t.FillerQueue(f), true, false, false, false, amqp.Table{
+					"x-queue-type":              "quorum",
+					"x-delivery-limit":          limit,
+					"x-dead-letter-exchange":    t.DeadExchange(),
+					"x-dead-letter-routing-key": f,
+				})
+				return err
+			}},
+			step{"binding " + t.FillerQueue(f), func() error { return ch.QueueBind(t.FillerQueue(f), t.FillerKey(f), t.RouteExchange(), false, nil) }},
+			step{"queue " + t.DeadQueue(f), func() error {
+				_, err := ch.QueueDeclare(t.DeadQueue(f), true, false, false, false, quorum)
+				return err
+			}},
+			step{"binding " + t.DeadQueue(f), func() error { return ch.QueueBind(t.DeadQueue(f), f, t.DeadExchange(), false, nil) }},
+		)
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			return fmt.Errorf("router: declare %s: %w", s.what, err)
+		}
+	}
+	return nil
+}
