@@ -87,7 +87,10 @@ type OutboxEntry struct {
 // Response is a response or progress message received for a task.
 type Response struct {
 	// BundleID names it (GET [base]/Bundle/{id}).
-	BundleID   string
+	BundleID string
+	// Identity is the response message's own identity key: the same
+	// response received twice is recorded once.
+	Identity   string
 	TaskID     string
 	Code       string
 	Body       []byte

@@ -172,10 +172,14 @@ func TestAnswersAndResponses(t *testing.T) {
 		t.Errorf("answer of a missing task: %v", err)
 	}
 	for i, code := range []string{"ok", "ok"} {
-		r := &Response{BundleID: fmt.Sprintf("resp-%d", i), TaskID: "task-1", Code: code, Body: []byte(fmt.Sprintf("body-%d", i))}
+		r := &Response{BundleID: fmt.Sprintf("resp-%d", i), Identity: fmt.Sprintf("resp-id-%d", i), TaskID: "task-1", Code: code, Body: []byte(fmt.Sprintf("body-%d", i))}
 		if err := l.AddResponse(ctx, r, "accepted"); err != nil {
 			t.Fatal(err)
 		}
+	}
+	again := &Response{BundleID: "resp-again", Identity: "resp-id-1", TaskID: "task-1", Code: "ok"}
+	if err := l.AddResponse(ctx, again, "rejected"); !errors.Is(err, ErrDuplicate) {
+		t.Errorf("the same response twice: %v", err)
 	}
 	rs, err := l.Responses(ctx, "task-1")
 	if err != nil || len(rs) != 2 || rs[0].BundleID != "resp-0" || string(rs[1].Body) != "body-1" {
@@ -190,7 +194,7 @@ func TestAnswersAndResponses(t *testing.T) {
 	if _, err := l.Bundle(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing bundle: %v", err)
 	}
-	if err := l.AddResponse(ctx, &Response{BundleID: "resp-x", TaskID: "task-nope", Code: "ok"}, ""); !errors.Is(err, ErrNotFound) {
+	if err := l.AddResponse(ctx, &Response{BundleID: "resp-x", Identity: "resp-id-x", TaskID: "task-nope", Code: "ok"}, ""); !errors.Is(err, ErrNotFound) {
 		t.Errorf("response to a missing task: %v", err)
 	}
 	if _, err := l.Bundle(ctx, "resp-x"); !errors.Is(err, ErrNotFound) {

@@ -8,12 +8,21 @@ import (
 )
 
 // AddResponse records a response or progress message for a task and moves
-// the task to status (unchanged when status is empty).
+// the task to status (unchanged when status is empty). A response whose
+// identity is already recorded returns ErrDuplicate and changes nothing.
 func (l *SQLite) AddResponse(ctx context.Context, r *Response, status string) error {
 	r.ReceivedAt = l.now()
 	return l.do(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO responses (bundle_id, task_id, code, body, received_at) VALUES ($1, $2, $3, $4, $5)`,
-			r.BundleID, r.TaskID, r.Code, nonNil(r.Body), l.ms(r.ReceivedAt)); err != nil {
+		var seen string
+		err := tx.QueryRowContext(ctx, `SELECT bundle_id FROM responses WHERE identity = $1`, r.Identity).Scan(&seen)
+		if err == nil {
+			return fmt.Errorf("%w: response already recorded as Bundle/%s", ErrDuplicate, seen)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO responses (bundle_id, identity, task_id, code, body, received_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			r.BundleID, r.Identity, r.TaskID, r.Code, nonNil(r.Body), l.ms(r.ReceivedAt)); err != nil {
 			return fmt.Errorf("ledger: insert response: %w", err)
 		}
 		q := `UPDATE messages SET updated_at = $1 WHERE task_id = $2`
@@ -29,7 +38,7 @@ func (l *SQLite) AddResponse(ctx context.Context, r *Response, status string) er
 
 // Responses returns a task's responses in the order they arrived.
 func (l *SQLite) Responses(ctx context.Context, taskID string) ([]Response, error) {
-	rows, err := l.read.QueryContext(ctx, `SELECT bundle_id, task_id, code, body, received_at FROM responses WHERE task_id = $1 ORDER BY received_at, rowid`, taskID)
+	rows, err := l.read.QueryContext(ctx, `SELECT bundle_id, identity, task_id, code, body, received_at FROM responses WHERE task_id = $1 ORDER BY received_at, rowid`, taskID)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: read responses: %w", err)
 	}
@@ -38,7 +47,7 @@ func (l *SQLite) Responses(ctx context.Context, taskID string) ([]Response, erro
 	for rows.Next() {
 		var r Response
 		var at int64
-		if err := rows.Scan(&r.BundleID, &r.TaskID, &r.Code, &r.Body, &at); err != nil {
+		if err := rows.Scan(&r.BundleID, &r.Identity, &r.TaskID, &r.Code, &r.Body, &at); err != nil {
 			return nil, fmt.Errorf("ledger: read responses: %w", err)
 		}
 		r.ReceivedAt = fromMS(at)
@@ -51,8 +60,8 @@ func (l *SQLite) Responses(ctx context.Context, taskID string) ([]Response, erro
 func (l *SQLite) Bundle(ctx context.Context, bundleID string) (*Response, error) {
 	var r Response
 	var at int64
-	err := l.read.QueryRowContext(ctx, `SELECT bundle_id, task_id, code, body, received_at FROM responses WHERE bundle_id = $1`, bundleID).
-		Scan(&r.BundleID, &r.TaskID, &r.Code, &r.Body, &at)
+	err := l.read.QueryRowContext(ctx, `SELECT bundle_id, identity, task_id, code, body, received_at FROM responses WHERE bundle_id = $1`, bundleID).
+		Scan(&r.BundleID, &r.Identity, &r.TaskID, &r.Code, &r.Body, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}

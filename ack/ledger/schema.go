@@ -38,6 +38,7 @@ var migrations = []string{
 	CREATE INDEX outbox_task_id ON outbox (task_id);
 	CREATE TABLE responses (
 		bundle_id   TEXT PRIMARY KEY,
+		identity    TEXT NOT NULL UNIQUE,
 		task_id     TEXT NOT NULL,
 		code        TEXT NOT NULL,
 		body        BLOB NOT NULL,
