@@ -9,32 +9,13 @@ import (
 	"time"
 
 	"github.com/fhirgw/fhirgw/ack/ledger"
+	"github.com/fhirgw/fhirgw/gateway"
 	"github.com/fhirgw/fhirgw/router"
 	"github.com/fhirgw/fhirgw/testing/brokertest"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 func TestMain(m *testing.M) { brokertest.Main(m) }
-
-// ledgerOutbox adapts the real ledger to the relay's Outbox.
-type ledgerOutbox struct{ l *ledger.SQLite }
-
-func (o ledgerOutbox) Pending(ctx context.Context, limit int) ([]router.Delivery, error) {
-	es, err := o.l.Pending(ctx, 0, limit)
-	ds := make([]router.Delivery, len(es))
-	for i, e := range es {
-		ds[i] = router.Delivery{Seq: e.Seq, TaskID: e.TaskID, Filler: e.Filler, Identity: e.Identity, Event: e.Event, FHIRVersion: e.FHIRVersion, Body: e.Body}
-	}
-	return ds, err
-}
-
-func (o ledgerOutbox) Published(ctx context.Context, ds ...router.Delivery) error {
-	es := make([]ledger.OutboxEntry, len(ds))
-	for i, d := range ds {
-		es[i] = ledger.OutboxEntry{Seq: d.Seq, TaskID: d.TaskID}
-	}
-	return o.l.Published(ctx, es...)
-}
 
 func openLedger(t *testing.T) *ledger.SQLite {
 	t.Helper()
@@ -65,7 +46,7 @@ func accept(t *testing.T, l *ledger.SQLite, n int, fillers ...string) *ledger.Me
 
 func startRelay(t *testing.T, url string, l *ledger.SQLite, topo router.Topology) *router.Relay {
 	t.Helper()
-	r := router.NewRelay(router.RelayConfig{URL: url, Outbox: ledgerOutbox{l}, Topology: topo, Poll: 50 * time.Millisecond})
+	r := router.NewRelay(router.RelayConfig{URL: url, Outbox: gateway.LedgerOutbox{Ledger: l}, Topology: topo, Poll: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = r.Run(ctx); close(done) }()

@@ -41,12 +41,13 @@ type environment struct {
 func commands() map[string]command {
 	return map[string]command{
 		"validate": {"validate FHIR message Bundles offline", runValidate},
+		"serve":    {"run the gateway", runServe},
 	}
 }
 
 // run dispatches `fhirgw [--log-level L] COMMAND ARGS...`.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	env := &environment{stdout: stdout, stderr: stderr, logLevel: "warn"}
+	env := &environment{stdout: stdout, stderr: stderr}
 	for len(args) > 0 && len(args[0]) > 1 && args[0][0] == '-' {
 		switch a := args[0]; {
 		case a == "-h" || a == "--help" || a == "-help":
@@ -89,6 +90,8 @@ Usage:
   fhirgw [--log-level debug|info|warn|error] COMMAND [ARGS]
 
 Commands:
+  serve --config FILE
+      run the gateway: HTTP $process-message intake, custody, routing through RabbitMQ
   validate [--fhir-version 4.0|5.0|auto] [--format text|json] FILE|DIR...
       check FHIR message Bundles offline; exit 0 when all are valid, 1 when any is invalid
 

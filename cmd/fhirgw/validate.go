@@ -50,7 +50,11 @@ func runValidate(ctx context.Context, env *environment, args []string) int {
 		fmt.Fprintln(env.stderr, "fhirgw validate: name at least one file or directory.")
 		return exitUsage
 	}
-	log, err := newLogger(env.stderr, env.logLevel)
+	level := env.logLevel
+	if level == "" {
+		level = "warn"
+	}
+	log, err := newLogger(env.stderr, level)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "fhirgw: %v.\n", err)
 		return exitUsage

@@ -1,0 +1,78 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/fhirgw/fhirgw/envelope"
+)
+
+// Error is a failure at the HTTP edge: its status and the OperationOutcome
+// issues that explain it. Every error the gateway answers with is one.
+type Error struct {
+	Status int
+	Issues []envelope.Issue
+	// RetryAfter, when set, is sent as Retry-After (with 503).
+	RetryAfter time.Duration
+	// Err is the cause, for errors.Is and logs; never sent to the client.
+	Err error
+}
+
+func (e *Error) Error() string {
+	msg := http.StatusText(e.Status)
+	if len(e.Issues) > 0 {
+		msg += ": " + e.Issues[0].Diagnostics
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Outcome renders the error as an OperationOutcome.
+func (e *Error) Outcome() envelope.OperationOutcome { return envelope.NewOutcome(e.Issues...) }
+
+// Sentinel causes of edge errors, for errors.Is in tests and metrics.
+var (
+	ErrMethod         = errors.New("method not allowed")
+	ErrMediaType      = errors.New("unsupported media type")
+	ErrTooLarge       = errors.New("body too large")
+	ErrNoRoute        = errors.New("no route")
+	ErrCustody        = errors.New("cannot take custody")
+	ErrCallback       = errors.New("response-url not allowed")
+	ErrNotFound       = errors.New("not found")
+	ErrUnmatched      = errors.New("response matches no message")
+	ErrBundleIDReused = errors.New("Bundle.id reused")
+)
+
+// edgeError builds an Error with one issue.
+func edgeError(status int, cause error, code envelope.IssueType, expr, format string, args ...any) *Error {
+	sev := envelope.SeverityError
+	if status >= 500 {
+		sev = envelope.SeverityFatal
+	}
+	return &Error{Status: status, Err: cause, Issues: []envelope.Issue{{
+		Severity: sev, Code: code, Expression: expr, Diagnostics: fmt.Sprintf(format, args...),
+	}}}
+}
+
+// asEdgeError maps any error to the edge: envelope rejections are 400 with
+// their issues, an *Error passes through, anything else is a 500 whose
+// details stay in the logs.
+func asEdgeError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var inv *envelope.Error
+	if errors.As(err, &inv) {
+		return &Error{Status: http.StatusBadRequest, Issues: inv.Issues, Err: err}
+	}
+	return edgeError(http.StatusInternalServerError, err, envelope.IssueType("exception"), "",
+		"the gateway failed to process the request; it has been logged")
+}

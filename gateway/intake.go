@@ -1,0 +1,203 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/fhirgw/fhirgw/ack/ledger"
+	"github.com/fhirgw/fhirgw/envelope"
+	"github.com/fhirgw/fhirgw/router"
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+)
+
+// defaultSyncTimeout is how long a synchronous POST waits for the filler's
+// response when its route sets no syncTimeout.
+const defaultSyncTimeout = 10 * time.Second
+
+// processMessage is POST [base]/$process-message.
+func (g *Gateway) processMessage(c *gin.Context) {
+	start := g.now()
+	outcome := "error"
+	defer func() { g.metrics.observeIntake(outcome, g.now().Sub(start)) }()
+
+	v, e := g.requestVersion(c.Request)
+	if e != nil {
+		g.fail(c, e)
+		return
+	}
+	body, e := g.readBody(c)
+	if e != nil {
+		g.fail(c, e)
+		return
+	}
+	msg, err := g.parser.Parse(body, v)
+	if err != nil {
+		outcome = "invalid"
+		g.log.Info("message rejected", zap.String("rule", ruleOf(err)))
+		g.fail(c, asEdgeError(err))
+		return
+	}
+	if msg.IsResponse() {
+		outcome = "response"
+		g.takeResponse(c, msg)
+		return
+	}
+	route, err := g.routes.Match(msg.Header.Event)
+	if err != nil {
+		outcome = "unroutable"
+		g.log.Info("no route for the event", zap.String("event", msg.Header.Event.Key()), zap.String("identity", msg.Identity.Key()))
+		g.fail(c, edgeError(http.StatusUnprocessableEntity, ErrNoRoute, envelope.IssueNotSupported, "Bundle.entry[0].resource.event",
+			"no route accepts the event %s", msg.Header.Event))
+		return
+	}
+	async := c.Query("async") == "true"
+	responseURL := c.Query("response-url")
+	if responseURL != "" && !g.callbackAllowed(responseURL) {
+		g.fail(c, edgeError(http.StatusForbidden, ErrCallback, envelope.IssueType("forbidden"), "",
+			"response-url %s is not under an allowed callback prefix", responseURL))
+		return
+	}
+	taskID := g.newID()
+	var response chan []byte
+	if !async {
+		// Wait before custody: a quick filler may answer before custody returns.
+		response = g.waiters.add(taskID)
+		defer g.waiters.remove(taskID, response)
+	}
+	a, taskID, err := g.custody(c.Request.Context(), msg, route, responseURL, taskID)
+	switch {
+	case errors.Is(err, ledger.ErrDuplicate):
+		outcome = "duplicate"
+		g.replay(c, msg, a, taskID)
+		return
+	case err != nil:
+		g.fail(c, asEdgeError(err))
+		return
+	}
+	outcome = "accepted"
+	if async {
+		g.answer(c, msg.Version, a, taskID)
+		return
+	}
+	g.waitForResponse(c, msg, route, a, taskID, response)
+}
+
+// readBody reads the body within http.maxBodyBytes.
+func (g *Gateway) readBody(c *gin.Context) ([]byte, *Error) {
+	r := http.MaxBytesReader(c.Writer, c.Request.Body, int64(g.cfg.HTTP.MaxBodyBytes))
+	body, err := io.ReadAll(r)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, edgeError(http.StatusRequestEntityTooLarge, ErrTooLarge, envelope.IssueTooLong, "",
+			"the body is over the limit of %d bytes", g.cfg.HTTP.MaxBodyBytes)
+	case err != nil:
+		return nil, edgeError(http.StatusBadRequest, err, envelope.IssueStructure, "", "the body could not be read: %v", err)
+	}
+	return body, nil
+}
+
+// custody takes msg into the ledger with its answer (202 + OperationOutcome)
+// and its outbox entries, and wakes the relay. It returns the answer, and on
+// a duplicate the original answer and task with ledger.ErrDuplicate.
+func (g *Gateway) custody(ctx context.Context, msg *envelope.Message, route router.Route, responseURL, taskID string) (ledger.Answer, string, error) {
+	if n := g.ledger.Backlog(); n >= g.cfg.Outbox.MaxBacklog {
+		e := edgeError(http.StatusServiceUnavailable, ErrCustody, envelope.IssueType("transient"), "",
+			"the gateway holds %d messages the broker has not taken yet; retry later", n)
+		e.RetryAfter = g.cfg.Outbox.RetryAfter.Std()
+		return ledger.Answer{}, "", e
+	}
+	a := ledger.Answer{Status: http.StatusAccepted, ContentType: contentType(msg.Version), Body: information(fmt.Sprintf(
+		"message %s accepted into custody and routed to %s; follow it at Task/%s",
+		msg.Identity.Key(), strings.Join(route.Fillers, ", "), taskID))}
+	m := &ledger.Message{
+		TaskID: taskID, Identity: msg.Identity.Key(), BundleID: msg.BundleID, HeaderID: msg.Header.ID,
+		FHIRVersion: msg.Version.String(), Event: msg.Header.Event.Key(), Fillers: route.Fillers, Body: msg.Raw,
+		ResponseURL: responseURL, Status: "requested", Answer: a,
+	}
+	err := g.ledger.Accept(ctx, m)
+	var dup *ledger.DuplicateError
+	switch {
+	case errors.As(err, &dup):
+		return dup.Prior.Answer, dup.Prior.TaskID, err
+	case errors.Is(err, ledger.ErrBundleIDReused):
+		return a, "", edgeError(http.StatusBadRequest, ErrBundleIDReused, envelope.IssueInvalid, "Bundle.id",
+			"Bundle.id %s was already used by another message (MessageHeader.id differs): Bundle.id values are never reused", msg.BundleID)
+	case err != nil:
+		e := edgeError(http.StatusServiceUnavailable, ErrCustody, envelope.IssueType("transient"), "",
+			"the gateway could not take custody of the message; retry later")
+		e.Err, e.RetryAfter = err, g.cfg.Outbox.RetryAfter.Std()
+		return a, "", e
+	}
+	g.relay.Notify()
+	g.log.Info("message accepted", zap.String("taskId", taskID), zap.String("identity", m.Identity),
+		zap.String("event", m.Event), zap.Strings("fillers", route.Fillers))
+	return a, taskID, nil
+}
+
+// replay answers a duplicate with the original answer.
+func (g *Gateway) replay(c *gin.Context, msg *envelope.Message, a ledger.Answer, taskID string) {
+	g.log.Info("duplicate message; original answer replayed", zap.String("taskId", taskID), zap.String("identity", msg.Identity.Key()))
+	g.answer(c, msg.Version, a, taskID)
+}
+
+// answer writes a stored answer with the Task's Content-Location.
+func (g *Gateway) answer(c *gin.Context, v envelope.Version, a ledger.Answer, taskID string) {
+	if taskID != "" {
+		c.Header("Content-Location", g.base+"/Task/"+taskID)
+	}
+	ct := a.ContentType
+	if ct == "" {
+		ct = contentType(v)
+	}
+	c.Data(a.Status, ct, a.Body)
+	c.Abort()
+}
+
+// waitForResponse holds a synchronous POST until the filler's response or
+// the route's syncTimeout, and records the final answer for duplicates.
+func (g *Gateway) waitForResponse(c *gin.Context, msg *envelope.Message, route router.Route, accepted ledger.Answer, taskID string, response <-chan []byte) {
+	timeout := route.SyncTimeout
+	if timeout <= 0 {
+		timeout = defaultSyncTimeout
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case body := <-response:
+		a := ledger.Answer{Status: http.StatusOK, ContentType: contentType(msg.Version), Body: body}
+		// The response is the answer from now on: a duplicate gets it too.
+		if err := g.ledger.SetAnswer(context.WithoutCancel(c.Request.Context()), taskID, a); err != nil {
+			g.log.Warn("could not record the synchronous answer", zap.String("taskId", taskID), zap.Error(err))
+		}
+		g.answer(c, msg.Version, a, taskID)
+	case <-timer.C:
+		g.answer(c, msg.Version, accepted, taskID)
+	case <-c.Request.Context().Done():
+	}
+}
+
+// callbackAllowed reports whether url starts with an allowed callback prefix.
+func (g *Gateway) callbackAllowed(url string) bool {
+	for _, p := range g.cfg.Callbacks.Allow {
+		if strings.HasPrefix(url, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// ruleOf names the rule behind a rejection, for logs.
+func ruleOf(err error) string {
+	var inv *envelope.Error
+	if errors.As(err, &inv) && len(inv.Issues) > 0 {
+		return string(inv.Issues[0].Rule)
+	}
+	return ""
+}
