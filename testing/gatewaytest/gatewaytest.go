@@ -1,0 +1,239 @@
+// Package gatewaytest runs a whole gateway in-process for integration tests:
+// a real ledger file, a real broker (testing/brokertest), the relay and the
+// HTTP API on a loopback port, with its own RabbitMQ names per test.
+package gatewaytest
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fhirgw/fhirgw/ack/ledger"
+	"github.com/fhirgw/fhirgw/envelope"
+	"github.com/fhirgw/fhirgw/gateway"
+	"github.com/fhirgw/fhirgw/router"
+	"github.com/fhirgw/fhirgw/testing/brokertest"
+	"github.com/fhirgw/fhirgw/testing/samplefiller"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+)
+
+// Events of the default test configuration.
+const (
+	EventLabOrder  = "https://fhirgw.example/fhir/message-events|lab-order"
+	EventLabResult = "https://fhirgw.example/fhir/message-events|lab-result"
+)
+
+// Config is a test configuration: lab-order to the filler "lab", lab-result
+// fanned out to "lab" and "archive", synchronous waits of 5s.
+func Config() gateway.Config {
+	cfg := gateway.DefaultConfig()
+	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.Auth.Disabled = true
+	cfg.Fillers = []gateway.FillerConfig{{ID: "lab", Adapter: "amqp"}, {ID: "archive", Adapter: "amqp"}}
+	cfg.Routes = []gateway.RouteConfig{
+		{Event: EventLabOrder, Fillers: []string{"lab"}, SyncTimeout: gateway.Duration(5 * time.Second)},
+		{Event: EventLabResult, Fillers: []string{"lab", "archive"}, SyncTimeout: gateway.Duration(5 * time.Second)},
+	}
+	cfg.Callbacks.Allow = []string{"http://127.0.0.1"}
+	return cfg
+}
+
+// Stack is a running gateway.
+type Stack struct {
+	// Base is the FHIR base URL, e.g. http://127.0.0.1:41234/fhir.
+	Base     string
+	Config   gateway.Config
+	Ledger   *ledger.SQLite
+	Relay    *router.Relay
+	Topology router.Topology
+	Gateway  *gateway.Gateway
+}
+
+// Start runs a gateway with cfg until the test ends. An empty cfg.AMQP.URL
+// (or the default) means the test broker; the ledger lives in t.TempDir().
+func Start(t testing.TB, cfg gateway.Config) *Stack {
+	t.Helper()
+	if cfg.AMQP.URL == "" || cfg.AMQP.URL == gateway.DefaultConfig().AMQP.URL {
+		cfg.AMQP.URL = brokertest.URL(t)
+	}
+	cfg.Ledger.DSN = filepath.Join(t.TempDir(), "fhirgw.db")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	ctx, cancel := context.WithCancel(context.Background())
+
+	led, err := ledger.OpenSQLite(ctx, cfg.Ledger.DSN, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledgerDone := make(chan struct{})
+	go func() { _ = led.Run(context.WithoutCancel(ctx)); close(ledgerDone) }()
+
+	var fillers []string
+	for _, f := range cfg.Fillers {
+		fillers = append(fillers, f.ID)
+	}
+	topo := router.Topology{Prefix: brokertest.Name(t, "gw"), Fillers: fillers}
+	relay := router.NewRelay(router.RelayConfig{URL: cfg.AMQP.URL, Outbox: gateway.LedgerOutbox{Ledger: led}, Topology: topo, Log: log, Poll: 100 * time.Millisecond})
+	relayCtx, stopRelay := context.WithCancel(context.Background())
+	relayDone := make(chan struct{})
+	go func() { _ = relay.Run(relayCtx); close(relayDone) }()
+
+	routes := make([]router.Route, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		routes[i] = router.Route{Event: r.Event, Fillers: r.Fillers, SyncTimeout: r.SyncTimeout.Std(), AckDeadline: r.AckDeadline.Std(), CancelEvent: r.CancelEvent}
+	}
+	table, err := router.NewTable(routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.HTTP.PublicURL = "http://" + ln.Addr().String() + cfg.HTTP.BasePath
+	gw, err := gateway.New(gateway.Options{Config: cfg, Ledger: led, Routes: table, Relay: relay, Log: log, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { _ = gw.Serve(ctx, ln, 5*time.Second); close(served) }()
+
+	s := &Stack{Base: cfg.HTTP.PublicURL, Config: cfg, Ledger: led, Relay: relay, Topology: topo, Gateway: gw}
+	t.Cleanup(func() {
+		cancel()
+		<-served
+		stopRelay()
+		<-relayDone
+		_ = led.Close(context.Background())
+		<-ledgerDone
+		deleteTopology(t, topo)
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !relay.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway's relay did not connect to the broker")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return s
+}
+
+// Response is an HTTP answer read whole.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Post sends body to $process-message with query (e.g. "async=true") and
+// contentType (empty: FHIR JSON without a version).
+func (s *Stack) Post(t testing.TB, body []byte, query, contentType string) Response {
+	t.Helper()
+	url := s.Base + "/$process-message"
+	if query != "" {
+		url += "?" + query
+	}
+	if contentType == "" {
+		contentType = "application/fhir+json"
+	}
+	return Do(t, http.MethodPost, url, body, http.Header{"Content-Type": {contentType}})
+}
+
+// Get reads path under the FHIR base.
+func (s *Stack) Get(t testing.TB, path string, header http.Header) Response {
+	t.Helper()
+	return Do(t, http.MethodGet, s.Base+path, nil, header)
+}
+
+// Do performs one HTTP request.
+func Do(t testing.TB, method, url string, body []byte, header http.Header) Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// StartFiller runs a sample filler on a filler's queue until the test ends.
+func (s *Stack) StartFiller(t testing.TB, filler string, code envelope.ResponseCode) *samplefiller.Filler {
+	t.Helper()
+	f := samplefiller.New(samplefiller.Config{AMQPURL: s.Config.AMQP.URL, Queue: s.Topology.FillerQueue(filler), GatewayURL: s.Base, Code: code})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		if err := f.Run(ctx); err != nil {
+			t.Errorf("sample filler %s: %v", filler, err)
+		}
+		close(done)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return f
+}
+
+// Drain takes every message now in a filler's queue, waiting up to wait for
+// at least want of them.
+func (s *Stack) Drain(t testing.TB, filler string, want int, wait time.Duration) []amqp.Delivery {
+	t.Helper()
+	ch, err := brokertest.Dial(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []amqp.Delivery
+	deadline := time.Now().Add(wait)
+	for {
+		d, ok, err := ch.Get(s.Topology.FillerQueue(filler), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			out = append(out, d)
+			continue
+		}
+		if len(out) >= want || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func deleteTopology(t testing.TB, topo router.Topology) {
+	conn, err := amqp.Dial(brokertest.URL(t))
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	for _, f := range topo.Fillers {
+		_, _ = ch.QueueDelete(topo.FillerQueue(f), false, false, false)
+		_, _ = ch.QueueDelete(topo.DeadQueue(f), false, false, false)
+	}
+	_, _ = ch.QueueDelete(topo.UnroutableQueue(), false, false, false)
+	for _, x := range []string{topo.RouteExchange(), topo.UnroutableExchange(), topo.DeadExchange()} {
+		_ = ch.ExchangeDelete(x, false, false)
+	}
+}
