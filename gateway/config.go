@@ -47,6 +47,9 @@ type HTTPConfig struct {
 // AMQPConfig is the broker connection.
 type AMQPConfig struct {
 	URL string `yaml:"url"`
+	// Prefix starts the name of every exchange and queue the gateway
+	// declares (default "fhirgw": fhirgw.route, fhirgw.filler.<id>, ...).
+	Prefix string `yaml:"prefix"`
 }
 
 // LedgerConfig selects the durable ledger.
@@ -133,7 +136,7 @@ func DefaultConfig() Config {
 	return Config{
 		HTTP:                 HTTPConfig{Addr: ":8080", BasePath: "/fhir", MaxBodyBytes: 10 << 20},
 		FHIRVersion:          "4.0",
-		AMQP:                 AMQPConfig{URL: "amqp://guest:guest@127.0.0.1:5672/"},
+		AMQP:                 AMQPConfig{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefix: "fhirgw"},
 		Ledger:               LedgerConfig{Driver: "sqlite", DSN: "./data/fhirgw.db"},
 		ReliableCacheMinutes: 1440,
 		Outbox:               OutboxConfig{MaxBacklog: 10000, RetryAfter: Duration(5 * time.Second)},

@@ -34,6 +34,9 @@ func (c Config) Validate() error {
 	if c.AMQP.URL == "" {
 		bad("amqp.url is empty")
 	}
+	if c.AMQP.Prefix == "" || strings.ContainsAny(c.AMQP.Prefix, " #*") {
+		bad("amqp.prefix %q must be a non-empty name without spaces, '#' or '*'", c.AMQP.Prefix)
+	}
 	switch c.Ledger.Driver {
 	case "sqlite":
 		if c.Ledger.DSN == "" {

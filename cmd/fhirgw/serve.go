@@ -108,7 +108,7 @@ func serve(ctx context.Context, cfg gateway.Config, log *zap.Logger) error {
 
 	relay := router.NewRelay(router.RelayConfig{
 		URL: cfg.AMQP.URL, Outbox: gateway.LedgerOutbox{Ledger: led},
-		Topology: router.Topology{Fillers: fillers}, Log: log.Named("relay"),
+		Topology: router.Topology{Prefix: cfg.AMQP.Prefix, Fillers: fillers}, Log: log.Named("relay"),
 	})
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRelay()

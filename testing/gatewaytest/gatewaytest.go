@@ -81,7 +81,8 @@ func Start(t testing.TB, cfg gateway.Config) *Stack {
 	for _, f := range cfg.Fillers {
 		fillers = append(fillers, f.ID)
 	}
-	topo := router.Topology{Prefix: brokertest.Name(t, "gw"), Fillers: fillers}
+	cfg.AMQP.Prefix = brokertest.Name(t, "gw")
+	topo := router.Topology{Prefix: cfg.AMQP.Prefix, Fillers: fillers}
 	relay := router.NewRelay(router.RelayConfig{URL: cfg.AMQP.URL, Outbox: gateway.LedgerOutbox{Ledger: led}, Topology: topo, Log: log, Poll: 100 * time.Millisecond})
 	relayCtx, stopRelay := context.WithCancel(context.Background())
 	relayDone := make(chan struct{})
