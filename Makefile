@@ -30,9 +30,8 @@ lint: ## gofmt and go vet
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-run: build ## validate the sample messages (the gateway itself arrives with `fhirgw serve`)
-	./$(BIN) validate testing/fixtures/r4 testing/fixtures/r5
-	-./$(BIN) validate testing/fixtures/invalid/no-event.json testing/fixtures/invalid/unresolved-focus.json
+run: build ## a broker, the gateway with the demo config and a sample lab filler, until Ctrl-C
+	$(GO) run ./testing/devstack --gateway $(BIN) --config testing/demo/fhirgw.yaml
 
 fuzz: ## fuzz the envelope parser for FUZZTIME (default 10m)
 	# Minimizing an interesting 100 KB seed takes up to a minute by default,

@@ -114,7 +114,7 @@ func (g *Gateway) custody(ctx context.Context, msg *envelope.Message, route rout
 		return ledger.Answer{}, "", e
 	}
 	a := ledger.Answer{Status: http.StatusAccepted, ContentType: contentType(msg.Version), Body: information(fmt.Sprintf(
-		"message %s accepted into custody and routed to %s; follow it at Task/%s",
+		"message %s is in the gateway's custody, on its way to %s; follow it at Task/%s",
 		msg.Identity.Key(), strings.Join(route.Fillers, ", "), taskID))}
 	m := &ledger.Message{
 		TaskID: taskID, Identity: msg.Identity.Key(), BundleID: msg.BundleID, HeaderID: msg.Header.ID,

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -27,8 +29,13 @@ func startLocalNode(ctx context.Context, logf func(string, ...any)) (*Broker, er
 	if err := ensureInstalled(ctx, logf); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "fhirgw-rabbitmq-")
+	reapOrphans(logf)
+	dir, err := os.MkdirTemp("", nodeDirPattern)
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	ports, err := freePorts(2)
@@ -113,6 +120,44 @@ log.console = false
 	}
 	logf("brokertest: node %s ready", node)
 	return &Broker{url: url, close: stop}, nil
+}
+
+// A node's directory records the process that started it, so that a later
+// run can stop nodes whose test binary died without stopping them (a test
+// timeout, a SIGKILL).
+const (
+	nodeDirPattern = "fhirgw-rabbitmq-"
+	ownerFile      = "owner.pid"
+)
+
+// reapOrphans stops the nodes of test processes that no longer exist and
+// removes their directories.
+func reapOrphans(logf func(string, ...any)) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), nodeDirPattern+"*"))
+	for _, dir := range dirs {
+		owner, err := readPID(filepath.Join(dir, ownerFile))
+		if err != nil || alive(owner) {
+			continue
+		}
+		if node, err := readPID(filepath.Join(dir, "rabbitmq.pid")); err == nil && alive(node) {
+			logf("brokertest: stopping node %d left behind by process %d", node, owner)
+			_ = syscall.Kill(-node, syscall.SIGKILL)
+			_ = syscall.Kill(node, syscall.SIGKILL)
+		}
+		os.RemoveAll(dir)
+	}
+}
+
+func readPID(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+func alive(pid int) bool {
+	return pid > 0 && syscall.Kill(pid, 0) == nil
 }
 
 // ensureInstalled installs Debian's rabbitmq-server when it is missing and
