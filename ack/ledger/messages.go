@@ -17,8 +17,8 @@ import (
 func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 	now := l.now()
 	m.ReceivedAt, m.UpdatedAt = now, now
-	return l.do(ctx, func(tx *sql.Tx) error {
-		prior, err := scanMessage(tx.QueryRowContext(ctx, selectMessage+` WHERE identity = $1`, m.Identity))
+	return l.do(ctx, func(tx *wtx) error {
+		prior, err := scanMessage(tx.queryRow(selectMessage+` WHERE identity = $1`, m.Identity))
 		if err == nil {
 			return &DuplicateError{Prior: prior}
 		}
@@ -27,7 +27,7 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 		}
 		if m.BundleID != "" && m.FHIRVersion == "4.0" {
 			var other string
-			err := tx.QueryRowContext(ctx, `SELECT identity FROM messages WHERE bundle_id = $1 AND fhir_version = '4.0' AND identity <> $2 LIMIT 1`,
+			err := tx.queryRow(`SELECT identity FROM messages WHERE bundle_id = $1 AND bundle_id <> '' AND fhir_version = '4.0' AND identity <> $2 LIMIT 1`,
 				m.BundleID, m.Identity).Scan(&other)
 			if err == nil {
 				return ErrBundleIDReused
@@ -36,7 +36,7 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO messages (task_id, identity, bundle_id, header_id, fhir_version, event, fillers, body,
+		_, err = tx.exec(`INSERT INTO messages (task_id, identity, bundle_id, header_id, fhir_version, event, fillers, body,
 			response_url, status, answer_status, answer_type, answer_body, received_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			m.TaskID, m.Identity, m.BundleID, m.HeaderID, m.FHIRVersion, m.Event, strings.Join(m.Fillers, ","), m.Body,
@@ -45,7 +45,7 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 			return fmt.Errorf("ledger: insert message: %w", err)
 		}
 		for _, f := range m.Fillers {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (task_id, filler, created_at) VALUES ($1, $2, $3)`, m.TaskID, f, l.ms(now)); err != nil {
+			if _, err := tx.exec(`INSERT INTO outbox (task_id, filler, created_at) VALUES ($1, $2, $3)`, m.TaskID, f, l.ms(now)); err != nil {
 				return fmt.Errorf("ledger: insert outbox: %w", err)
 			}
 		}
@@ -56,8 +56,8 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 // SetAnswer replaces the answer replayed to duplicates of a task (a
 // synchronous exchange learns its final answer after custody began).
 func (l *SQLite) SetAnswer(ctx context.Context, taskID string, a Answer) error {
-	return l.do(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE messages SET answer_status = $1, answer_type = $2, answer_body = $3, updated_at = $4 WHERE task_id = $5`,
+	return l.do(ctx, func(tx *wtx) error {
+		res, err := tx.exec(`UPDATE messages SET answer_status = $1, answer_type = $2, answer_body = $3, updated_at = $4 WHERE task_id = $5`,
 			a.Status, a.ContentType, nonNil(a.Body), l.ms(l.now()), taskID)
 		return affected(res, err)
 	}, nil)
@@ -78,12 +78,12 @@ func (l *SQLite) ByIdentity(ctx context.Context, identity string) (*Message, err
 func (l *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
 	cutoff := l.ms(before)
 	var n int64
-	err := l.do(ctx, func(tx *sql.Tx) error {
+	err := l.do(ctx, func(tx *wtx) error {
 		const old = `SELECT task_id FROM messages WHERE received_at < $1 AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.task_id = messages.task_id)`
-		if _, err := tx.ExecContext(ctx, `DELETE FROM responses WHERE task_id IN (`+old+`)`, cutoff); err != nil {
+		if _, err := tx.exec(`DELETE FROM responses WHERE task_id IN (`+old+`)`, cutoff); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE task_id IN (`+old+`)`, cutoff)
+		res, err := tx.exec(`DELETE FROM messages WHERE task_id IN (`+old+`)`, cutoff)
 		if err != nil {
 			return err
 		}

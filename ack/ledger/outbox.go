@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 )
 
@@ -30,17 +29,17 @@ func (l *SQLite) Pending(ctx context.Context, after int64, limit int) ([]OutboxE
 // routed once none of its publishes is left.
 func (l *SQLite) Published(ctx context.Context, entries ...OutboxEntry) error {
 	var removed int64
-	return l.do(ctx, func(tx *sql.Tx) error {
+	return l.do(ctx, func(tx *wtx) error {
 		removed = 0
 		now := l.ms(l.now())
 		for _, e := range entries {
-			res, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE seq = $1`, e.Seq)
+			res, err := tx.exec(`DELETE FROM outbox WHERE seq = $1`, e.Seq)
 			if err != nil {
 				return fmt.Errorf("ledger: delete outbox: %w", err)
 			}
 			n, _ := res.RowsAffected()
 			removed += n
-			if _, err := tx.ExecContext(ctx, `UPDATE messages SET routed_at = $1, updated_at = $1 WHERE task_id = $2
+			if _, err := tx.exec(`UPDATE messages SET routed_at = $1, updated_at = $1 WHERE task_id = $2
 				AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.task_id = $2)`, now, e.TaskID); err != nil {
 				return fmt.Errorf("ledger: mark routed: %w", err)
 			}

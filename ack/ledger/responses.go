@@ -12,16 +12,16 @@ import (
 // identity is already recorded returns ErrDuplicate and changes nothing.
 func (l *SQLite) AddResponse(ctx context.Context, r *Response, status string) error {
 	r.ReceivedAt = l.now()
-	return l.do(ctx, func(tx *sql.Tx) error {
+	return l.do(ctx, func(tx *wtx) error {
 		var seen string
-		err := tx.QueryRowContext(ctx, `SELECT bundle_id FROM responses WHERE identity = $1`, r.Identity).Scan(&seen)
+		err := tx.queryRow(`SELECT bundle_id FROM responses WHERE identity = $1`, r.Identity).Scan(&seen)
 		if err == nil {
 			return fmt.Errorf("%w: response already recorded as Bundle/%s", ErrDuplicate, seen)
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO responses (bundle_id, identity, task_id, code, body, received_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		if _, err := tx.exec(`INSERT INTO responses (bundle_id, identity, task_id, code, body, received_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 			r.BundleID, r.Identity, r.TaskID, r.Code, nonNil(r.Body), l.ms(r.ReceivedAt)); err != nil {
 			return fmt.Errorf("ledger: insert response: %w", err)
 		}
@@ -31,7 +31,7 @@ func (l *SQLite) AddResponse(ctx context.Context, r *Response, status string) er
 			q = `UPDATE messages SET updated_at = $1, status = $3 WHERE task_id = $2`
 			args = append(args, status)
 		}
-		res, err := tx.ExecContext(ctx, q, args...)
+		res, err := tx.exec(q, args...)
 		return affected(res, err)
 	}, nil)
 }

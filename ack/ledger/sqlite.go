@@ -39,7 +39,7 @@ type SQLite struct {
 }
 
 type op struct {
-	fn func(tx *sql.Tx) error
+	fn func(tx *wtx) error
 	// after runs once the transaction holding fn has committed (fn succeeded).
 	after func()
 	done  chan error
@@ -131,29 +131,30 @@ func (l *SQLite) gather(first *op) []*op {
 func (l *SQLite) commit(batch []*op) {
 	results := make([]error, len(batch))
 	ctx := context.Background() // a started commit finishes; callers may stop waiting
-	tx, err := l.write.BeginTx(ctx, nil)
+	sqlTx, err := l.write.BeginTx(ctx, nil)
 	if err != nil {
 		for _, o := range batch {
 			o.done <- fmt.Errorf("ledger: begin: %w", err)
 		}
 		return
 	}
+	tx := &wtx{ctx: ctx, tx: sqlTx, stmts: map[string]*sql.Stmt{}}
 	for i, o := range batch {
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+		if _, err := tx.exec("SAVEPOINT op"); err != nil {
 			results[i] = err
 			continue
 		}
 		if err := o.fn(tx); err != nil {
 			results[i] = err
-			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO op"); rerr != nil {
+			if _, rerr := tx.exec("ROLLBACK TO op"); rerr != nil {
 				results[i] = errors.Join(err, rerr)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil && results[i] == nil {
+		if _, err := tx.exec("RELEASE op"); err != nil && results[i] == nil {
 			results[i] = err
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := sqlTx.Commit(); err != nil {
 		for _, o := range batch {
 			o.done <- fmt.Errorf("ledger: commit: %w", err)
 		}
@@ -168,7 +169,7 @@ func (l *SQLite) commit(batch []*op) {
 }
 
 // do queues fn for the writer and waits for its commit.
-func (l *SQLite) do(ctx context.Context, fn func(*sql.Tx) error, after func()) error {
+func (l *SQLite) do(ctx context.Context, fn func(*wtx) error, after func()) error {
 	o := &op{fn: fn, after: after, done: make(chan error, 1)}
 	select {
 	case l.ops <- o:
@@ -185,6 +186,47 @@ func (l *SQLite) do(ctx context.Context, fn func(*sql.Tx) error, after func()) e
 		return ctx.Err()
 	}
 }
+
+// wtx is a write transaction that prepares each statement once per batch,
+// so that a batch of operations parses its SQL once, not once per operation.
+type wtx struct {
+	ctx   context.Context
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (t *wtx) stmt(query string) (*sql.Stmt, error) {
+	if s, ok := t.stmts[query]; ok {
+		return s, nil
+	}
+	s, err := t.tx.PrepareContext(t.ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: prepare: %w", err)
+	}
+	t.stmts[query] = s
+	return s, nil
+}
+
+func (t *wtx) exec(query string, args ...any) (sql.Result, error) {
+	s, err := t.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(t.ctx, args...)
+}
+
+func (t *wtx) queryRow(query string, args ...any) rowScanner {
+	s, err := t.stmt(query)
+	if err != nil {
+		return errRow{err}
+	}
+	return s.QueryRowContext(t.ctx, args...)
+}
+
+// errRow is a row that fails to scan with err.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // Close stops the writer once the operations already handed to it have
 // committed, then closes the database.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/fhirgw/fhirgw/ack/ledger"
@@ -32,6 +33,7 @@ func runServe(ctx context.Context, env *environment, args []string) int {
 	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fset.SetOutput(env.stderr)
 	path := fset.String("config", "", "the configuration file (YAML)")
+	cpuProfile := fset.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
 	fset.Usage = func() {
 		fmt.Fprintln(env.stderr, "Usage: fhirgw serve --config FILE")
 		fset.PrintDefaults()
@@ -61,6 +63,18 @@ func runServe(ctx context.Context, env *environment, args []string) int {
 		return exitUsage
 	}
 	defer func() { _ = log.Sync() }()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "fhirgw serve: %v.\n", err)
+			return exitUsage
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(env.stderr, "fhirgw serve: %v.\n", err)
+			return exitUsage
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	if err := serve(ctx, cfg, log); err != nil {
 		log.Error("gateway stopped", zap.Error(err))
 		fmt.Fprintf(env.stderr, "fhirgw serve: %v.\n", err)

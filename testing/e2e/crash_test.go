@@ -1,95 +1,17 @@
-package crashtest
+package e2e
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fhirgw/fhirgw/testing/brokertest"
-	amqp "github.com/rabbitmq/amqp091-go"
 )
-
-func TestMain(m *testing.M) { brokertest.Main(m) }
-
-const event = "https://fhirgw.example/fhir/message-events|lab-order"
-
-// buildBinary compiles cmd/fhirgw into dir.
-func buildBinary(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "fhirgw")
-	cmd := exec.Command("go", "build", "-o", bin, "../../cmd/fhirgw")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-type gatewayProcess struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the process has exited; err is then set
-	err    error
-	log    *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writes and our reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func start(t *testing.T, bin, config string) *gatewayProcess {
-	t.Helper()
-	log := &syncBuffer{}
-	cmd := exec.Command(bin, "--log-level", "warn", "serve", "--config", config)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.Env = append(os.Environ(), "RABBITMQ_URL=")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &gatewayProcess{cmd: cmd, exited: make(chan struct{}), log: log}
-	go func() { p.err = cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.exited
-	})
-	return p
-}
-
-func waitReady(t *testing.T, base string, p *gatewayProcess) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.exited:
-			t.Fatalf("the gateway exited: %v\n%s", p.err, p.log)
-		default:
-		}
-		if r, err := http.Get(base + "/readyz"); err == nil {
-			r.Body.Close()
-			if r.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("the gateway did not become ready\n%s", p.log)
-}
 
 func message(n int) []byte {
 	return []byte(fmt.Sprintf(`{"resourceType":"Bundle","id":"crash-bundle-%d","type":"message","timestamp":"2026-11-22T10:00:00Z","entry":[
@@ -101,35 +23,8 @@ func message(n int) []byte {
 }
 
 func TestEveryAcceptedMessageSurvivesSIGKILL(t *testing.T) {
-	dir := t.TempDir()
-	bin := buildBinary(t, dir)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	prefix := brokertest.Name(t, "crash")
-	config := filepath.Join(dir, "fhirgw.yaml")
-	if err := os.WriteFile(config, []byte(fmt.Sprintf(`http:
-  addr: %q
-amqp:
-  url: %q
-  prefix: %q
-ledger:
-  dsn: %q
-auth:
-  disabled: true
-routes:
-  - event: %q
-    fillers: [lab]
-fillers:
-  - id: lab
-    adapter: amqp
-`, addr, brokertest.URL(t), prefix, filepath.Join(dir, "data", "fhirgw.db"), event)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + addr
+	h := newHarness(t)
+	base, bin, config, prefix := h.base, h.bin, h.config, h.prefix
 	first := start(t, bin, config)
 	waitReady(t, base, first)
 
@@ -192,7 +87,6 @@ fillers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cleanup(conn, prefix) })
 	inQueue := map[string]bool{}
 	copies := 0
 	deadline = time.Now().Add(60 * time.Second)
@@ -236,17 +130,4 @@ func missing(want, got map[string]bool) []string {
 		}
 	}
 	return out
-}
-
-func cleanup(conn *amqp.Connection, prefix string) {
-	ch, err := conn.Channel()
-	if err != nil {
-		return
-	}
-	for _, q := range []string{prefix + ".filler.lab", prefix + ".filler.lab.dead", prefix + ".unroutable"} {
-		_, _ = ch.QueueDelete(q, false, false, false)
-	}
-	for _, x := range []string{prefix + ".route", prefix + ".unroutable", prefix + ".dead"} {
-		_ = ch.ExchangeDelete(x, false, false)
-	}
 }
