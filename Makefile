@@ -11,8 +11,9 @@ FHIRGW_PUBLIC_FIXTURES ?= $(abspath ../shared/fixtures/public)
 export FHIRGW_PUBLIC_FIXTURES
 FUZZTIME ?= 10m
 BENCHCOUNT ?= 3
-# Packages with benchmarks (others would start test brokers for nothing).
-BENCHPKGS ?= ./envelope/
+# The ingest benchmark runs this many messages through the broker baseline
+# and through the fhirgw binary.
+INGESTN ?= 10000
 
 .PHONY: build test bench lint run fuzz clean
 
@@ -23,7 +24,9 @@ test: lint ## the whole suite, race detector on, against a real RabbitMQ broker 
 	REQUIRE_BROKER=1 $(GO) test -race -count=1 ./...
 
 bench: ## benchmarks, with each result's ratio to its baseline from the same run
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) $(BENCHPKGS) | $(GO) run ./testing/benchreport
+	{ $(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./envelope/ && \
+	  REQUIRE_BROKER=1 $(GO) test -run '^$$' -bench Ingest -benchtime $(INGESTN)x -count $(BENCHCOUNT) ./testing/e2e/; } \
+	  | $(GO) run ./testing/benchreport
 
 lint: ## gofmt and go vet
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -18,13 +18,6 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 	now := l.now()
 	m.ReceivedAt, m.UpdatedAt = now, now
 	return l.do(ctx, func(tx *wtx) error {
-		prior, err := scanMessage(tx.queryRow(selectMessage+` WHERE identity = $1`, m.Identity))
-		if err == nil {
-			return &DuplicateError{Prior: prior}
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return err
-		}
 		if m.BundleID != "" && m.FHIRVersion == "4.0" {
 			var other string
 			err := tx.queryRow(`SELECT identity FROM messages WHERE bundle_id = $1 AND bundle_id <> '' AND fhir_version = '4.0' AND identity <> $2 LIMIT 1`,
@@ -36,13 +29,21 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 				return err
 			}
 		}
-		_, err = tx.exec(`INSERT INTO messages (task_id, identity, bundle_id, header_id, fhir_version, event, fillers, body,
+		// The unique identity decides: no row inserted means a duplicate.
+		res, err := tx.exec(`INSERT INTO messages (task_id, identity, bundle_id, header_id, fhir_version, event, fillers, body,
 			response_url, status, answer_status, answer_type, answer_body, received_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (identity) DO NOTHING`,
 			m.TaskID, m.Identity, m.BundleID, m.HeaderID, m.FHIRVersion, m.Event, strings.Join(m.Fillers, ","), m.Body,
 			m.ResponseURL, m.Status, m.Answer.Status, m.Answer.ContentType, nonNil(m.Answer.Body), l.ms(now), l.ms(now))
 		if err != nil {
 			return fmt.Errorf("ledger: insert message: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			prior, perr := scanMessage(tx.queryRow(selectMessage+` WHERE identity = $1`, m.Identity))
+			if perr != nil {
+				return errors.Join(err, perr)
+			}
+			return &DuplicateError{Prior: prior}
 		}
 		for _, f := range m.Fillers {
 			if _, err := tx.exec(`INSERT INTO outbox (task_id, filler, created_at) VALUES ($1, $2, $3)`, m.TaskID, f, l.ms(now)); err != nil {

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 )
 
@@ -28,21 +29,27 @@ func (l *SQLite) Pending(ctx context.Context, after int64, limit int) ([]OutboxE
 // Published removes confirmed publishes from the outbox and marks a task
 // routed once none of its publishes is left.
 func (l *SQLite) Published(ctx context.Context, entries ...OutboxEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	seqs := make([]int64, len(entries))
+	tasks := make([]string, len(entries))
+	for i, e := range entries {
+		seqs[i], tasks[i] = e.Seq, e.TaskID
+	}
+	seqJSON, _ := json.Marshal(seqs)
+	taskJSON, _ := json.Marshal(tasks)
 	var removed int64
 	return l.do(ctx, func(tx *wtx) error {
-		removed = 0
-		now := l.ms(l.now())
-		for _, e := range entries {
-			res, err := tx.exec(`DELETE FROM outbox WHERE seq = $1`, e.Seq)
-			if err != nil {
-				return fmt.Errorf("ledger: delete outbox: %w", err)
-			}
-			n, _ := res.RowsAffected()
-			removed += n
-			if _, err := tx.exec(`UPDATE messages SET routed_at = $1, updated_at = $1 WHERE task_id = $2
-				AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.task_id = $2)`, now, e.TaskID); err != nil {
-				return fmt.Errorf("ledger: mark routed: %w", err)
-			}
+		// One statement each for the whole batch, whatever its size.
+		res, err := tx.exec(`DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each($1))`, string(seqJSON))
+		if err != nil {
+			return fmt.Errorf("ledger: delete outbox: %w", err)
+		}
+		removed, _ = res.RowsAffected()
+		if _, err := tx.exec(`UPDATE messages SET routed_at = $1, updated_at = $1 WHERE task_id IN (SELECT value FROM json_each($2))
+			AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.task_id = messages.task_id)`, l.ms(l.now()), string(taskJSON)); err != nil {
+			return fmt.Errorf("ledger: mark routed: %w", err)
 		}
 		return nil
 	}, func() { l.backlog.Add(-removed) })

@@ -30,6 +30,9 @@ type SQLite struct {
 	now      func() time.Time
 	maxBatch int
 
+	conn  *sql.Conn            // the writer's connection, held while Run runs
+	stmts map[string]*sql.Stmt // the writer's prepared statements, by SQL text
+
 	ops       chan *op
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -101,6 +104,17 @@ func (l *SQLite) Run(ctx context.Context) error {
 		return errors.New("ledger: Run called twice")
 	}
 	defer close(l.stopped)
+	conn, err := l.write.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	l.conn, l.stmts = conn, map[string]*sql.Stmt{}
+	defer func() {
+		for _, s := range l.stmts {
+			s.Close()
+		}
+		conn.Close()
+	}()
 	for {
 		select {
 		case o := <-l.ops:
@@ -131,14 +145,13 @@ func (l *SQLite) gather(first *op) []*op {
 func (l *SQLite) commit(batch []*op) {
 	results := make([]error, len(batch))
 	ctx := context.Background() // a started commit finishes; callers may stop waiting
-	sqlTx, err := l.write.BeginTx(ctx, nil)
-	if err != nil {
+	tx := &wtx{ctx: ctx, l: l}
+	if _, err := tx.exec("BEGIN IMMEDIATE"); err != nil {
 		for _, o := range batch {
 			o.done <- fmt.Errorf("ledger: begin: %w", err)
 		}
 		return
 	}
-	tx := &wtx{ctx: ctx, tx: sqlTx, stmts: map[string]*sql.Stmt{}}
 	for i, o := range batch {
 		if _, err := tx.exec("SAVEPOINT op"); err != nil {
 			results[i] = err
@@ -154,7 +167,8 @@ func (l *SQLite) commit(batch []*op) {
 			results[i] = err
 		}
 	}
-	if err := sqlTx.Commit(); err != nil {
+	if _, err := tx.exec("COMMIT"); err != nil {
+		_, _ = tx.exec("ROLLBACK")
 		for _, o := range batch {
 			o.done <- fmt.Errorf("ledger: commit: %w", err)
 		}
@@ -187,23 +201,23 @@ func (l *SQLite) do(ctx context.Context, fn func(*wtx) error, after func()) erro
 	}
 }
 
-// wtx is a write transaction that prepares each statement once per batch,
-// so that a batch of operations parses its SQL once, not once per operation.
+// wtx is the writer's open transaction. Its statements run on the writer's
+// connection and are prepared once for the ledger's life, so SQL is parsed
+// once, not once per operation.
 type wtx struct {
-	ctx   context.Context
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
+	ctx context.Context
+	l   *SQLite
 }
 
 func (t *wtx) stmt(query string) (*sql.Stmt, error) {
-	if s, ok := t.stmts[query]; ok {
+	if s, ok := t.l.stmts[query]; ok {
 		return s, nil
 	}
-	s, err := t.tx.PrepareContext(t.ctx, query)
+	s, err := t.l.conn.PrepareContext(t.ctx, query)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: prepare: %w", err)
 	}
-	t.stmts[query] = s
+	t.l.stmts[query] = s
 	return s, nil
 }
 

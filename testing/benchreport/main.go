@@ -85,8 +85,8 @@ func report(in io.Reader, out io.Writer) error {
 			continue
 		}
 		if !header {
-			fmt.Fprintln(out, "\nCost relative to the baseline measured in the same run (ratio = ns/op ÷ baseline ns/op):")
-			fmt.Fprintln(tw, "benchmark\tns/op\tallocs/op\tbaseline\tbaseline ns/op\tbaseline allocs/op\tratio\t")
+			fmt.Fprintln(out, "\nEach benchmark beside its baseline from the same run: cost = ns/op ÷ baseline ns/op; throughput = its inverse.")
+			fmt.Fprintln(tw, "benchmark\tns/op\tallocs/op\tbaseline\tbaseline ns/op\tbaseline allocs/op\tcost\tthroughput\t")
 			header = true
 		}
 		b := results[base]
@@ -97,7 +97,8 @@ func report(in io.Reader, out io.Writer) error {
 				continue
 			}
 			r := results[name]
-			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.0f\t%s\t%.2fx\t\n", name, r.nsPerOp, r.allocs(), base[len(g)+1:], b.nsPerOp, b.allocs(), r.nsPerOp/b.nsPerOp)
+			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.0f\t%s\t%.2fx\t%.2fx\t\n", name, r.nsPerOp, r.allocs(), base[len(g)+1:], b.nsPerOp, b.allocs(),
+				r.nsPerOp/b.nsPerOp, b.nsPerOp/r.nsPerOp)
 		}
 	}
 	return tw.Flush()

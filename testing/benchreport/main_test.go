@@ -22,8 +22,8 @@ PASS
 	if !strings.HasPrefix(got, in) {
 		t.Error("the benchmark output is not copied through")
 	}
-	if !strings.Contains(got, "BenchmarkParse/5KB/envelope") || !strings.Contains(got, "0.42x") {
-		t.Errorf("no 0.42x ratio (mean 21000 / 50000) in:\n%s", got)
+	if !strings.Contains(got, "BenchmarkParse/5KB/envelope") || !strings.Contains(got, "0.42x") || !strings.Contains(got, "2.38x") {
+		t.Errorf("no cost 0.42x (mean 21000 / 50000) and throughput 2.38x in:\n%s", got)
 	}
 	if strings.Contains(got[len(in):], "BenchmarkOther") {
 		t.Error("a group without baseline was reported")
