@@ -37,8 +37,9 @@ type Ledger interface {
 
 // Relay is what the gateway needs of the outbox relay.
 type Relay interface {
-	// Notify says the outbox has new deliveries; it never blocks.
-	Notify()
+	// Offer hands over deliveries just committed to the outbox; it never
+	// blocks.
+	Offer(ds ...router.Delivery)
 	// Ready reports whether the broker connection is up.
 	Ready() bool
 }

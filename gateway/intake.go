@@ -1,10 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -91,7 +91,9 @@ func (g *Gateway) processMessage(c *gin.Context) {
 // readBody reads the body within http.maxBodyBytes.
 func (g *Gateway) readBody(c *gin.Context) ([]byte, *Error) {
 	r := http.MaxBytesReader(c.Writer, c.Request.Body, int64(g.cfg.HTTP.MaxBodyBytes))
-	body, err := io.ReadAll(r)
+	buf := bytes.NewBuffer(make([]byte, 0, readSize(c.Request.ContentLength, g.cfg.HTTP.MaxBodyBytes)))
+	_, err := buf.ReadFrom(r)
+	body := buf.Bytes()
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
@@ -101,6 +103,15 @@ func (g *Gateway) readBody(c *gin.Context) ([]byte, *Error) {
 		return nil, edgeError(http.StatusBadRequest, err, envelope.IssueStructure, "", "the body could not be read: %v", err)
 	}
 	return body, nil
+}
+
+// readSize is the buffer to read a body into: its announced length (plus
+// room for ReadFrom to see EOF without growing), within the body limit.
+func readSize(contentLength int64, limit int) int {
+	if contentLength <= 0 || contentLength > int64(limit) {
+		return 4096
+	}
+	return int(contentLength) + bytes.MinRead
 }
 
 // custody takes msg into the ledger with its answer (202 + OperationOutcome)
@@ -135,7 +146,11 @@ func (g *Gateway) custody(ctx context.Context, msg *envelope.Message, route rout
 		e.Err, e.RetryAfter = err, g.cfg.Outbox.RetryAfter.Std()
 		return a, "", e
 	}
-	g.relay.Notify()
+	ds := make([]router.Delivery, len(m.Fillers))
+	for i, f := range m.Fillers {
+		ds[i] = router.Delivery{Seq: m.OutboxSeqs[i], TaskID: taskID, Filler: f, Identity: m.Identity, Event: m.Event, FHIRVersion: m.FHIRVersion, Body: m.Body}
+	}
+	g.relay.Offer(ds...)
 	g.log.Info("message accepted", zap.String("taskId", taskID), zap.String("identity", m.Identity),
 		zap.String("event", m.Event), zap.Strings("fillers", route.Fillers))
 	return a, taskID, nil

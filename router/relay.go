@@ -51,10 +51,18 @@ type RelayConfig struct {
 // with backoff, and redeclares the topology on every connection. A delivery
 // leaves the outbox only after the broker confirmed it, so a broker outage
 // or a crash delays messages and never loses them (at-least-once).
+//
+// Deliveries reach it two ways: handed over in memory by Offer right after
+// they are committed (the fast path), and read back from the outbox (after a
+// start, an outage, an offer dropped because the hand-over queue was full,
+// and every Poll). Both paths can carry the same delivery; the relay skips
+// the ones it recently recorded as published.
 type Relay struct {
-	cfg   RelayConfig
-	wake  chan struct{}
-	ready atomic.Bool
+	cfg    RelayConfig
+	wake   chan struct{}
+	offers chan Delivery
+	ready  atomic.Bool
+	done   *recentSet // seqs recorded as published; only the Run goroutine uses it
 }
 
 // NewRelay returns a Relay; Run starts it.
@@ -71,7 +79,7 @@ func NewRelay(cfg RelayConfig) *Relay {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	return &Relay{cfg: cfg, wake: make(chan struct{}, 1)}
+	return &Relay{cfg: cfg, wake: make(chan struct{}, 1), offers: make(chan Delivery, 4*cfg.Window), done: newRecentSet(64 * cfg.Window)}
 }
 
 // Notify tells the relay the outbox has new deliveries. It never blocks.
@@ -80,6 +88,19 @@ func (r *Relay) Notify() {
 	case r.wake <- struct{}{}:
 	default:
 	}
+}
+
+// Offer hands committed deliveries to the relay so that it need not read
+// them back from the outbox. It never blocks: what does not fit is left to
+// the outbox read.
+func (r *Relay) Offer(ds ...Delivery) {
+	for _, d := range ds {
+		select {
+		case r.offers <- d:
+		default:
+		}
+	}
+	r.Notify()
 }
 
 // Ready reports whether the relay holds a connection with the topology
@@ -134,12 +155,14 @@ func (r *Relay) session(ctx context.Context) error {
 	r.cfg.Log.Info("broker connected; relaying the outbox")
 	poll := time.NewTicker(r.cfg.Poll)
 	defer poll.Stop()
+	fromOutbox := true // read the outbox first: it holds what an earlier run or session left
 	for {
 		for {
-			n, err := r.round(ctx, ch)
+			n, err := r.round(ctx, ch, fromOutbox)
 			if err != nil {
 				return err
 			}
+			fromOutbox = false
 			if n < r.cfg.Window || ctx.Err() != nil {
 				break
 			}
@@ -159,16 +182,25 @@ func (r *Relay) session(ctx context.Context) error {
 				zap.String("routingKey", ret.RoutingKey), zap.Uint16("replyCode", ret.ReplyCode))
 		case <-r.wake:
 		case <-poll.C:
+			fromOutbox = true
 		}
 	}
 }
 
-// round publishes one window of pending deliveries and records the
-// confirmed ones. It returns how many it read.
-func (r *Relay) round(ctx context.Context, ch *amqp.Channel) (int, error) {
-	pending, err := r.cfg.Outbox.Pending(ctx, r.cfg.Window)
-	if err != nil || len(pending) == 0 {
-		return 0, err
+// round publishes one window of deliveries, from the offers or, when there
+// are none or fromOutbox is set, from the outbox, and records the confirmed
+// ones. It returns how many it took.
+func (r *Relay) round(ctx context.Context, ch *amqp.Channel, fromOutbox bool) (int, error) {
+	pending := r.takeOffers()
+	if len(pending) == 0 || fromOutbox {
+		stored, err := r.cfg.Outbox.Pending(ctx, r.cfg.Window)
+		if err != nil {
+			return 0, err
+		}
+		pending = r.fresh(append(pending, stored...))
+	}
+	if len(pending) == 0 {
+		return 0, nil
 	}
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(pending))
 	var publishErr error
@@ -203,10 +235,41 @@ func (r *Relay) round(ctx context.Context, ch *amqp.Channel) (int, error) {
 			return len(pending), errors.Join(publishErr, fmt.Errorf("record published: %w", err))
 		}
 		for _, d := range done {
+			r.done.add(d.Seq)
+		}
+		for _, d := range done {
 			r.cfg.Log.Debug("message routed", zap.String("taskId", d.TaskID), zap.String("filler", d.Filler), zap.String("event", d.Event))
 		}
 	}
 	return len(pending), publishErr
+}
+
+// takeOffers takes up to a window of offered deliveries without waiting.
+func (r *Relay) takeOffers() []Delivery {
+	var ds []Delivery
+	for len(ds) < r.cfg.Window {
+		select {
+		case d := <-r.offers:
+			ds = append(ds, d)
+		default:
+			return r.fresh(ds)
+		}
+	}
+	return r.fresh(ds)
+}
+
+// fresh drops deliveries already published and repeats within ds.
+func (r *Relay) fresh(ds []Delivery) []Delivery {
+	seen := make(map[int64]bool, len(ds))
+	out := ds[:0]
+	for _, d := range ds {
+		if seen[d.Seq] || r.done.has(d.Seq) {
+			continue
+		}
+		seen[d.Seq] = true
+		out = append(out, d)
+	}
+	return out
 }
 
 // publishing is the AMQP message for a delivery: the original bytes and the

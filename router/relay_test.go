@@ -177,3 +177,23 @@ func TestRelaySurvivesABrokerOutage(t *testing.T) {
 		t.Fatalf("%d distinct messages in the queue, want 20", len(seen))
 	}
 }
+
+func TestRelayPublishesAnOfferedDeliveryOnce(t *testing.T) {
+	l := openLedger(t)
+	topo := topology(t, "lab")
+	var offers []router.Delivery
+	for i := range 50 {
+		m := accept(t, l, i, "lab")
+		offers = append(offers, router.Delivery{Seq: m.OutboxSeqs[0], TaskID: m.TaskID, Filler: "lab", Identity: m.Identity, Event: m.Event, FHIRVersion: m.FHIRVersion, Body: m.Body})
+	}
+	r := startRelay(t, brokertest.URL(t), l, topo)
+	// Every delivery is both in the outbox and offered in memory.
+	r.Offer(offers[:25]...)
+	waitFor(t, "the outbox to empty", 15*time.Second, func() bool { return l.Backlog() == 0 })
+	r.Offer(offers[25:]...) // late offers of deliveries already published
+	time.Sleep(300 * time.Millisecond)
+	got := drain(t, topo.FillerQueue("lab"))
+	if len(got) != 50 {
+		t.Fatalf("%d messages in the queue, want each of the 50 exactly once", len(got))
+	}
+}

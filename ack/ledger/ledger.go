@@ -51,6 +51,9 @@ type Message struct {
 	Event string
 	// Fillers are the fillers the message is routed to.
 	Fillers []string
+	// OutboxSeqs are, after Accept, the outbox entries of the message, one
+	// per filler in the order of Fillers.
+	OutboxSeqs []int64
 	// Body is the message, byte for byte as received.
 	Body []byte
 	// ResponseURL is where answers go when the placer named one.

@@ -85,6 +85,11 @@ func TestAcceptKeepsTheMessage(t *testing.T) {
 	if l.Backlog() != 2 {
 		t.Errorf("backlog %d, want 2 (two fillers)", l.Backlog())
 	}
+	pending, _ := l.Pending(ctx, 0, 10)
+	if len(m.OutboxSeqs) != 2 || len(pending) != 2 || m.OutboxSeqs[0] != pending[0].Seq || m.OutboxSeqs[1] != pending[1].Seq ||
+		pending[1].Filler != m.Fillers[1] {
+		t.Errorf("outbox seqs %v, pending %+v", m.OutboxSeqs, pending)
+	}
 	if _, err := l.Task(ctx, "task-nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing task: %v", err)
 	}
@@ -276,5 +281,49 @@ func TestConcurrentAcceptsAreDurable(t *testing.T) {
 		if _, err := again.Task(ctx, fmt.Sprintf("task-%d", i)); err != nil {
 			t.Fatalf("task-%d lost across reopen: %v", i, err)
 		}
+	}
+}
+
+func TestAFailureAfterAWriteAbortsTheWholeBatch(t *testing.T) {
+	ctx := context.Background()
+	l := open(t, filepath.Join(t.TempDir(), "l.db"), newClock())
+	// Hold the writer so that the next two operations share a batch.
+	release := make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- l.do(ctx, func(*wtx) error { <-release; return nil }, nil)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	broken := make(chan error, 1)
+	go func() {
+		broken <- l.doUnisolated(ctx, func(tx *wtx) error {
+			if _, err := tx.exec(`INSERT INTO outbox (task_id, filler, created_at) VALUES ('ghost', 'lab', 0)`); err != nil {
+				return err
+			}
+			return errors.New("failed after writing")
+		}, nil)
+	}()
+	accepted := make(chan error, 1)
+	go func() { accepted <- l.Accept(ctx, message(1)) }()
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-broken; err == nil {
+		t.Fatal("the failing operation reported success")
+	}
+	if err := <-accepted; err == nil {
+		// Batched with the failure, Accept must not report success.
+		t.Fatal("an operation batched with an aborted one reported success")
+	}
+	if _, err := l.Task(ctx, "task-1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the aborted batch left task-1 behind: %v", err)
+	}
+	if pending, _ := l.Pending(ctx, 0, 10); len(pending) != 0 {
+		t.Errorf("the aborted batch left outbox rows: %+v", pending)
+	}
+	if err := l.Accept(ctx, message(1)); err != nil {
+		t.Errorf("a retry after the aborted batch: %v", err)
 	}
 }

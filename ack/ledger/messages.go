@@ -17,13 +17,13 @@ import (
 func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 	now := l.now()
 	m.ReceivedAt, m.UpdatedAt = now, now
-	return l.do(ctx, func(tx *wtx) error {
+	err := l.doUnisolated(ctx, func(tx *wtx) error {
 		if m.BundleID != "" && m.FHIRVersion == "4.0" {
 			var other string
 			err := tx.queryRow(`SELECT identity FROM messages WHERE bundle_id = $1 AND bundle_id <> '' AND fhir_version = '4.0' AND identity <> $2 LIMIT 1`,
 				m.BundleID, m.Identity).Scan(&other)
 			if err == nil {
-				return ErrBundleIDReused
+				return unwritten(ErrBundleIDReused)
 			}
 			if !errors.Is(err, sql.ErrNoRows) {
 				return err
@@ -43,15 +43,23 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 			if perr != nil {
 				return errors.Join(err, perr)
 			}
-			return &DuplicateError{Prior: prior}
+			return unwritten(&DuplicateError{Prior: prior})
 		}
+		m.OutboxSeqs = m.OutboxSeqs[:0]
 		for _, f := range m.Fillers {
-			if _, err := tx.exec(`INSERT INTO outbox (task_id, filler, created_at) VALUES ($1, $2, $3)`, m.TaskID, f, l.ms(now)); err != nil {
+			var seq int64
+			if err := tx.queryRow(`INSERT INTO outbox (task_id, filler, created_at) VALUES ($1, $2, $3) RETURNING seq`, m.TaskID, f, l.ms(now)).Scan(&seq); err != nil {
 				return fmt.Errorf("ledger: insert outbox: %w", err)
 			}
+			m.OutboxSeqs = append(m.OutboxSeqs, seq)
 		}
 		return nil
 	}, func() { l.backlog.Add(int64(len(m.Fillers))) })
+	var clean *unwrittenError
+	if errors.As(err, &clean) {
+		return clean.err
+	}
+	return err
 }
 
 // SetAnswer replaces the answer replayed to duplicates of a task (a

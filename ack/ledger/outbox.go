@@ -40,7 +40,7 @@ func (l *SQLite) Published(ctx context.Context, entries ...OutboxEntry) error {
 	seqJSON, _ := json.Marshal(seqs)
 	taskJSON, _ := json.Marshal(tasks)
 	var removed int64
-	return l.do(ctx, func(tx *wtx) error {
+	return l.doUnisolated(ctx, func(tx *wtx) error {
 		// One statement each for the whole batch, whatever its size.
 		res, err := tx.exec(`DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each($1))`, string(seqJSON))
 		if err != nil {

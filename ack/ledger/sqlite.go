@@ -42,7 +42,11 @@ type SQLite struct {
 }
 
 type op struct {
-	fn func(tx *wtx) error
+	// isolated runs fn in a savepoint, so that its failure undoes its own
+	// writes only. Without it fn must fail only before writing (returning
+	// an error wrapped by unwritten); any other failure aborts the batch.
+	isolated bool
+	fn       func(tx *wtx) error
 	// after runs once the transaction holding fn has committed (fn succeeded).
 	after func()
 	done  chan error
@@ -153,6 +157,16 @@ func (l *SQLite) commit(batch []*op) {
 		return
 	}
 	for i, o := range batch {
+		if !o.isolated {
+			err := o.fn(tx)
+			var clean *unwrittenError
+			if err != nil && !errors.As(err, &clean) {
+				l.abort(tx, batch, fmt.Errorf("ledger: batch aborted: %w", err))
+				return
+			}
+			results[i] = err
+			continue
+		}
 		if _, err := tx.exec("SAVEPOINT op"); err != nil {
 			results[i] = err
 			continue
@@ -168,10 +182,7 @@ func (l *SQLite) commit(batch []*op) {
 		}
 	}
 	if _, err := tx.exec("COMMIT"); err != nil {
-		_, _ = tx.exec("ROLLBACK")
-		for _, o := range batch {
-			o.done <- fmt.Errorf("ledger: commit: %w", err)
-		}
+		l.abort(tx, batch, fmt.Errorf("ledger: commit: %w", err))
 		return
 	}
 	for i, o := range batch {
@@ -182,9 +193,38 @@ func (l *SQLite) commit(batch []*op) {
 	}
 }
 
-// do queues fn for the writer and waits for its commit.
+// abort rolls the batch back and fails every operation in it with err.
+func (l *SQLite) abort(tx *wtx, batch []*op, err error) {
+	_, _ = tx.exec("ROLLBACK")
+	for _, o := range batch {
+		o.done <- err
+	}
+}
+
+// unwrittenError marks an operation's failure that happened before it wrote
+// anything, so the batch can commit without it.
+type unwrittenError struct{ err error }
+
+func (e *unwrittenError) Error() string { return e.err.Error() }
+func (e *unwrittenError) Unwrap() error { return e.err }
+
+// unwritten wraps the failure of an operation that wrote nothing.
+func unwritten(err error) error { return &unwrittenError{err} }
+
+// do queues fn for the writer, in a savepoint of its own, and waits for its
+// commit.
 func (l *SQLite) do(ctx context.Context, fn func(*wtx) error, after func()) error {
-	o := &op{fn: fn, after: after, done: make(chan error, 1)}
+	return l.submit(ctx, &op{isolated: true, fn: fn, after: after})
+}
+
+// doUnisolated queues fn without a savepoint (see op.isolated): for the
+// frequent operations, whose expected failures happen before they write.
+func (l *SQLite) doUnisolated(ctx context.Context, fn func(*wtx) error, after func()) error {
+	return l.submit(ctx, &op{fn: fn, after: after})
+}
+
+func (l *SQLite) submit(ctx context.Context, o *op) error {
+	o.done = make(chan error, 1)
 	select {
 	case l.ops <- o:
 	case <-l.closing:
