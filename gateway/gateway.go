@@ -57,24 +57,28 @@ type Options struct {
 	NewID func() string
 	// Version is the fhirgw version reported as software.
 	Version string
+	// PurgeInterval is how often messages past reliableCacheMinutes are
+	// purged (default a tenth of the window, at most a minute).
+	PurgeInterval time.Duration
 }
 
 // Gateway serves the HTTP API.
 type Gateway struct {
-	cfg       Config
-	ledger    Ledger
-	routes    *router.Table
-	relay     Relay
-	log       *zap.Logger
-	now       func() time.Time
-	newID     func() string
-	parser    *envelope.Parser
-	version   envelope.Version
-	responder envelope.Responder
-	waiters   *waiters
-	metrics   *metrics
-	engine    *gin.Engine
-	base      string // public base URL, for Content-Location and emitted messages
+	cfg        Config
+	ledger     Ledger
+	routes     *router.Table
+	relay      Relay
+	log        *zap.Logger
+	now        func() time.Time
+	newID      func() string
+	parser     *envelope.Parser
+	version    envelope.Version
+	responder  envelope.Responder
+	waiters    *waiters
+	metrics    *metrics
+	engine     *gin.Engine
+	base       string // public base URL, for Content-Location and emitted messages
+	purgeEvery time.Duration
 }
 
 // New checks opts and builds the gateway's handler.
@@ -103,6 +107,10 @@ func New(opts Options) (*Gateway, error) {
 		now: opts.Now, newID: opts.NewID, version: v, waiters: newWaiters(),
 		parser: envelope.NewParser(envelope.Options{DefaultVersion: v, Limits: envelope.Limits{MaxBytes: opts.Config.HTTP.MaxBodyBytes}}),
 		base:   publicBase(opts.Config.HTTP),
+	}
+	g.purgeEvery = opts.PurgeInterval
+	if g.purgeEvery <= 0 {
+		g.purgeEvery = min(time.Duration(opts.Config.ReliableCacheMinutes)*time.Minute/10, time.Minute)
 	}
 	g.responder = envelope.Responder{
 		Sender: envelope.Sender{Name: "fhirgw", Software: "fhirgw", Version: opts.Version, Endpoint: g.base},
@@ -148,7 +156,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener, grace time.Duratio
 // purgeLoop forgets messages older than the duplicate-detection window.
 func (g *Gateway) purgeLoop(ctx context.Context) {
 	window := time.Duration(g.cfg.ReliableCacheMinutes) * time.Minute
-	tick := time.NewTicker(min(window/10, time.Minute))
+	tick := time.NewTicker(g.purgeEvery)
 	defer tick.Stop()
 	for {
 		select {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -330,5 +331,53 @@ func TestCapabilityStatementAndHealth(t *testing.T) {
 	m := gatewaytest.Do(t, http.MethodGet, base+"/metrics", nil, nil)
 	if !bytes.Contains(m.Body, []byte(`fhirgw_intake_messages_total{outcome="accepted"} 1`)) {
 		t.Errorf("metrics lack the accepted message:\n%s", m.Body)
+	}
+}
+
+// clock is a test clock that moves only when told.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func TestDuplicateWindowEndsAfterReliableCacheMinutes(t *testing.T) {
+	c := &clock{t: time.Now()}
+	cfg := gatewaytest.Config()
+	cfg.ReliableCacheMinutes = 1
+	s := gatewaytest.Start(t, cfg, gatewaytest.WithClock(c.now), gatewaytest.WithPurgeInterval(20*time.Millisecond))
+	body := fixture(t, "r4/lab-order.json")
+	first := s.Post(t, body, "async=true", "")
+	if first.Status != http.StatusAccepted {
+		t.Fatalf("first: %d", first.Status)
+	}
+	s.Drain(t, "lab", 1, 10*time.Second)
+	if again := s.Post(t, body, "async=true", ""); again.Header.Get("Content-Location") != first.Header.Get("Content-Location") {
+		t.Fatal("within the window the message is not a duplicate")
+	}
+	c.add(2 * time.Minute)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := s.Get(t, strings.TrimPrefix(first.Header.Get("Content-Location"), s.Base), nil)
+		if r.Status == http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the message outlived the duplicate-detection window")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	later := s.Post(t, body, "async=true", "")
+	if later.Status != http.StatusAccepted || later.Header.Get("Content-Location") == first.Header.Get("Content-Location") {
+		t.Fatalf("after the window: %d %s", later.Status, later.Header.Get("Content-Location"))
+	}
+	if got := s.Drain(t, "lab", 1, 10*time.Second); len(got) != 1 {
+		t.Errorf("after the window the message is routed again: got %d", len(got))
 	}
 }

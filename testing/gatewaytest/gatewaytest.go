@@ -45,6 +45,20 @@ func Config() gateway.Config {
 	return cfg
 }
 
+// Option changes how Start builds the gateway.
+type Option func(*options)
+
+type options struct {
+	now           func() time.Time
+	purgeInterval time.Duration
+}
+
+// WithClock gives the gateway and its ledger the clock now.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithPurgeInterval purges the duplicate cache every d.
+func WithPurgeInterval(d time.Duration) Option { return func(o *options) { o.purgeInterval = d } }
+
 // Stack is a running gateway.
 type Stack struct {
 	// Base is the FHIR base URL, e.g. http://127.0.0.1:41234/fhir.
@@ -58,8 +72,12 @@ type Stack struct {
 
 // Start runs a gateway with cfg until the test ends. An empty cfg.AMQP.URL
 // (or the default) means the test broker; the ledger lives in t.TempDir().
-func Start(t testing.TB, cfg gateway.Config) *Stack {
+func Start(t testing.TB, cfg gateway.Config, opts ...Option) *Stack {
 	t.Helper()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if cfg.AMQP.URL == "" || cfg.AMQP.URL == gateway.DefaultConfig().AMQP.URL {
 		cfg.AMQP.URL = brokertest.URL(t)
 	}
@@ -70,7 +88,7 @@ func Start(t testing.TB, cfg gateway.Config) *Stack {
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	ctx, cancel := context.WithCancel(context.Background())
 
-	led, err := ledger.OpenSQLite(ctx, cfg.Ledger.DSN, ledger.Options{})
+	led, err := ledger.OpenSQLite(ctx, cfg.Ledger.DSN, ledger.Options{Now: o.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +119,8 @@ func Start(t testing.TB, cfg gateway.Config) *Stack {
 		t.Fatal(err)
 	}
 	cfg.HTTP.PublicURL = "http://" + ln.Addr().String() + cfg.HTTP.BasePath
-	gw, err := gateway.New(gateway.Options{Config: cfg, Ledger: led, Routes: table, Relay: relay, Log: log, Version: "test"})
+	gw, err := gateway.New(gateway.Options{Config: cfg, Ledger: led, Routes: table, Relay: relay, Log: log, Version: "test",
+		Now: o.now, PurgeInterval: o.purgeInterval})
 	if err != nil {
 		t.Fatal(err)
 	}
