@@ -1,15 +1,14 @@
 package envelope
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	goldenfile "github.com/fhirgw/fhirgw/testing/golden"
 	"go.uber.org/goleak"
 )
 
@@ -129,30 +128,8 @@ func walkPath(t testing.TB, v any, keys []string) any {
 	return v
 }
 
-// golden compares got with testdata/golden/name, rewriting it under -update.
-// JSON is compared after indenting, so the files stay readable.
+// golden compares got with testdata/golden/name (-update rewrites it).
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, got, "", "  "); err != nil {
-		t.Fatalf("%s: output is not JSON: %v", name, err)
-	}
-	pretty.WriteByte('\n')
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%s: %v (run go test -update to create it)", name, err)
-	}
-	if !bytes.Equal(pretty.Bytes(), want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it)\n got: %s\nwant: %s", name, pretty.Bytes(), want)
-	}
+	goldenfile.JSON(t, filepath.Join("testdata", "golden", name), got, *update)
 }

@@ -65,15 +65,17 @@ func NewOutcome(issues ...Issue) OperationOutcome {
 }
 
 // JSON encodes the outcome compactly, without HTML escaping.
-func (o OperationOutcome) JSON() []byte { return encodeJSON(o) }
+func (o OperationOutcome) JSON() []byte { return Encode(o) }
 
-// encodeJSON marshals v, whose types are all this package's, so it cannot fail.
-func encodeJSON(v any) []byte {
+// Encode marshals a resource built from plain Go types (strings, numbers,
+// slices, structs) compactly and without HTML escaping. Such values cannot
+// fail to encode; one that does is a programming error and panics.
+func Encode(v any) []byte {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		panic("envelope: encoding a built-in type: " + err.Error())
+		panic("envelope: encoding a resource: " + err.Error())
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }

@@ -102,7 +102,7 @@ func (r Responder) Response(req *Message, code ResponseCode, details *OperationO
 		h.Response.Details = &referenceJSON{Reference: "urn:uuid:" + oo.ID}
 		b.Entry = append(b.Entry, entryJSON{FullURL: "urn:uuid:" + oo.ID, Resource: oo})
 	}
-	return encodeJSON(b), nil
+	return Encode(b), nil
 }
 
 type bundleJSON struct {

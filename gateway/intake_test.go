@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +15,9 @@ import (
 	"github.com/fhirgw/fhirgw/gateway"
 	"github.com/fhirgw/fhirgw/router"
 	"github.com/fhirgw/fhirgw/testing/brokertest"
+	"github.com/fhirgw/fhirgw/testing/clock"
 	"github.com/fhirgw/fhirgw/testing/gatewaytest"
+	goldenfile "github.com/fhirgw/fhirgw/testing/golden"
 	"github.com/gin-gonic/gin"
 )
 
@@ -48,28 +49,7 @@ func outcome(t *testing.T, r gatewaytest.Response) envelope.OperationOutcome {
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, got, "", "  "); err != nil {
-		t.Fatalf("%s: not JSON: %s", name, got)
-	}
-	pretty.WriteByte('\n')
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update creates it)", err)
-	}
-	if !bytes.Equal(pretty.Bytes(), want) {
-		t.Errorf("%s differs from the golden file\n got: %s\nwant: %s", name, pretty.Bytes(), want)
-	}
+	goldenfile.JSON(t, filepath.Join("testdata", "golden", name), got, *update)
 }
 
 func TestAcceptedMessageLandsInItsQueueByteIdentical(t *testing.T) {
@@ -334,24 +314,11 @@ func TestCapabilityStatementAndHealth(t *testing.T) {
 	}
 }
 
-// clock is a test clock that moves only when told.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestDuplicateWindowEndsAfterReliableCacheMinutes(t *testing.T) {
-	c := &clock{t: time.Now()}
+	c := clock.New(time.Now())
 	cfg := gatewaytest.Config()
 	cfg.ReliableCacheMinutes = 1
-	s := gatewaytest.Start(t, cfg, gatewaytest.WithClock(c.now), gatewaytest.WithPurgeInterval(20*time.Millisecond))
+	s := gatewaytest.Start(t, cfg, gatewaytest.WithClock(c.Now), gatewaytest.WithPurgeInterval(20*time.Millisecond))
 	body := fixture(t, "r4/lab-order.json")
 	first := s.Post(t, body, "async=true", "")
 	if first.Status != http.StatusAccepted {
@@ -361,7 +328,7 @@ func TestDuplicateWindowEndsAfterReliableCacheMinutes(t *testing.T) {
 	if again := s.Post(t, body, "async=true", ""); again.Header.Get("Content-Location") != first.Header.Get("Content-Location") {
 		t.Fatal("within the window the message is not a duplicate")
 	}
-	c.add(2 * time.Minute)
+	c.Add(2 * time.Minute)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		r := s.Get(t, strings.TrimPrefix(first.Header.Get("Content-Location"), s.Base), nil)

@@ -60,5 +60,5 @@ func (g *Gateway) capabilityStatement(c *gin.Context) {
 		Software:    software{Name: "fhirgw", Version: g.responder.Sender.Version},
 		FHIRVersion: v.Release(), Format: []string{"application/fhir+json"}, Messaging: []messaging{msg},
 	}
-	g.writeFHIR(c, http.StatusOK, v, encode(cs))
+	g.writeFHIR(c, http.StatusOK, v, envelope.Encode(cs))
 }

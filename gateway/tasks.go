@@ -145,7 +145,7 @@ func renderTask(m *ledger.Message, responses []ledger.Response) []byte {
 			ValueReference: ref{Reference: "Bundle/" + r.BundleID},
 		})
 	}
-	return encode(t)
+	return envelope.Encode(t)
 }
 
 func instant(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }

@@ -10,29 +10,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fhirgw/fhirgw/testing/clock"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // open starts a ledger on a file in a temp dir; it is closed at cleanup.
-func open(t *testing.T, path string, c *clock) *SQLite {
+func open(t *testing.T, path string, c *clock.Clock) *SQLite {
 	t.Helper()
 	ctx := context.Background()
-	l, err := OpenSQLite(ctx, path, Options{Now: c.now})
+	l, err := OpenSQLite(ctx, path, Options{Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +37,7 @@ func open(t *testing.T, path string, c *clock) *SQLite {
 	return l
 }
 
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)} }
+func newClock() *clock.Clock { return clock.New(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)) }
 
 func message(n int) *Message {
 	return &Message{
@@ -79,7 +67,7 @@ func TestAcceptKeepsTheMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got.Body, m.Body) || got.Identity != m.Identity || got.Answer.Status != 202 ||
-		!bytes.Equal(got.Answer.Body, m.Answer.Body) || len(got.Fillers) != 2 || !got.ReceivedAt.Equal(c.now()) || !got.RoutedAt.IsZero() {
+		!bytes.Equal(got.Answer.Body, m.Answer.Body) || len(got.Fillers) != 2 || !got.ReceivedAt.Equal(c.Now()) || !got.RoutedAt.IsZero() {
 		t.Errorf("got %+v", got)
 	}
 	if l.Backlog() != 2 {
@@ -143,7 +131,7 @@ func TestOutbox(t *testing.T) {
 	if len(page) != 2 || page[0].Seq != pending[2].Seq {
 		t.Errorf("paging after %d: %+v", pending[1].Seq, page)
 	}
-	c.add(time.Second)
+	c.Add(time.Second)
 	if err := l.Published(ctx, pending[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -153,8 +141,8 @@ func TestOutbox(t *testing.T) {
 	if err := l.Published(ctx, pending[1]); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := l.Task(ctx, "task-1"); !m.RoutedAt.Equal(c.now()) {
-		t.Errorf("routed at %v, want %v", m.RoutedAt, c.now())
+	if m, _ := l.Task(ctx, "task-1"); !m.RoutedAt.Equal(c.Now()) {
+		t.Errorf("routed at %v, want %v", m.RoutedAt, c.Now())
 	}
 	if l.Backlog() != 4 {
 		t.Errorf("backlog %d, want 4", l.Backlog())
@@ -220,8 +208,8 @@ func TestPurgeKeepsWhatIsStillOwed(t *testing.T) {
 	if err := l.Published(ctx, pending[0], pending[1]); err != nil { // task-1 fully routed
 		t.Fatal(err)
 	}
-	c.add(2 * time.Hour)
-	n, err := l.Purge(ctx, c.now().Add(-time.Hour))
+	c.Add(2 * time.Hour)
+	n, err := l.Purge(ctx, c.Now().Add(-time.Hour))
 	if err != nil || n != 1 {
 		t.Fatalf("purged %d, %v; want 1", n, err)
 	}
@@ -240,7 +228,7 @@ func TestConcurrentAcceptsAreDurable(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "l.db")
 	c := newClock()
-	l, err := OpenSQLite(ctx, path, Options{Now: c.now})
+	l, err := OpenSQLite(ctx, path, Options{Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
