@@ -22,10 +22,25 @@ const (
 	ctlBin    = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 )
 
-// startLocalNode starts a private RabbitMQ node: its own node name, AMQP and
-// distribution ports, data and log directories, config and Erlang cookie, all
-// under a temporary directory removed on Close.
-func startLocalNode(ctx context.Context, logf func(string, ...any)) (*Broker, error) {
+// Node is a private RabbitMQ node: its own node name, AMQP and distribution
+// ports, data and log directories, config and Erlang cookie, all under a
+// temporary directory. It can be stopped and started again with its data,
+// to play a broker outage.
+type Node struct {
+	logf    func(string, ...any)
+	dir     string
+	name    string
+	port    int
+	pidFile string
+	env     []string
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// StartNode starts a private local node of Debian's rabbitmq-server
+// (installed with apt-get when missing and running as root).
+func StartNode(ctx context.Context, logf func(string, ...any)) (*Node, error) {
 	if err := ensureInstalled(ctx, logf); err != nil {
 		return nil, err
 	}
@@ -44,14 +59,14 @@ func startLocalNode(ctx context.Context, logf func(string, ...any)) (*Broker, er
 		return nil, err
 	}
 	amqpPort, distPort := ports[0], ports[1]
-	node := fmt.Sprintf("fhirgw-test-%d-%d@localhost", os.Getpid(), amqpPort)
+	n := &Node{logf: logf, dir: dir, port: amqpPort, pidFile: filepath.Join(dir, "rabbitmq.pid"),
+		name: fmt.Sprintf("fhirgw-test-%d-%d@localhost", os.Getpid(), amqpPort)}
 	conf := fmt.Sprintf(`listeners.tcp.default = 127.0.0.1:%d
 loopback_users = none
 disk_free_limit.absolute = 50MB
 log.file.level = warning
 log.console = false
 `, amqpPort)
-	pidFile := filepath.Join(dir, "rabbitmq.pid")
 	files := map[string]string{"rabbitmq.conf": conf, "enabled_plugins": "[].\n"}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
@@ -59,67 +74,97 @@ log.console = false
 			return nil, err
 		}
 	}
-	env := append(os.Environ(),
+	n.env = append(os.Environ(),
 		"HOME="+dir, // the node's own Erlang cookie
-		"RABBITMQ_NODENAME="+node,
+		"RABBITMQ_NODENAME="+n.name,
 		"RABBITMQ_NODE_IP_ADDRESS=127.0.0.1",
 		fmt.Sprintf("RABBITMQ_NODE_PORT=%d", amqpPort),
 		fmt.Sprintf("RABBITMQ_DIST_PORT=%d", distPort),
 		"RABBITMQ_MNESIA_BASE="+filepath.Join(dir, "mnesia"),
 		"RABBITMQ_LOG_BASE="+filepath.Join(dir, "log"),
-		"RABBITMQ_PID_FILE="+pidFile,
+		"RABBITMQ_PID_FILE="+n.pidFile,
 		"RABBITMQ_CONFIG_FILE="+filepath.Join(dir, "rabbitmq.conf"),
 		"RABBITMQ_ADVANCED_CONFIG_FILE="+filepath.Join(dir, "advanced.config"),
 		"RABBITMQ_CONF_ENV_FILE="+filepath.Join(dir, "rabbitmq-env.conf"),
 		"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(dir, "enabled_plugins"),
 	)
-	out, err := os.Create(filepath.Join(dir, "server.out"))
-	if err != nil {
+	if err := n.Start(ctx); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	return n, nil
+}
+
+// URL is the node's AMQP URL; it stays the same across Stop and Start.
+func (n *Node) URL() string { return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", n.port) }
+
+// Start runs the node (again, with the data it had) and waits until it
+// accepts AMQP connections.
+func (n *Node) Start(ctx context.Context) error {
+	out, err := os.OpenFile(filepath.Join(n.dir, "server.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
 	cmd := exec.Command(serverBin)
-	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = env, dir, out, out
+	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = n.env, n.dir, out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logf("brokertest: starting node %s on 127.0.0.1:%d", node, amqpPort)
+	n.logf("brokertest: starting node %s on 127.0.0.1:%d", n.name, n.port)
 	if err := cmd.Start(); err != nil {
 		out.Close()
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start %s: %w", serverBin, err)
+		return fmt.Errorf("start %s: %w", serverBin, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); out.Close() }()
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); out.Close(); close(exited) }()
+	n.cmd, n.exited = cmd, exited
 
-	stop := func(ctx context.Context) error {
-		defer os.RemoveAll(dir)
-		ctl := exec.CommandContext(ctx, ctlBin, "-n", node, "stop", pidFile)
-		ctl.Env = env
-		stopErr := ctl.Run()
-		select {
-		case <-exited:
-			return nil
-		case <-time.After(30 * time.Second):
-		case <-ctx.Done():
-		}
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		return fmt.Errorf("node %s did not stop in time: %v", node, stopErr)
-	}
-
-	wait := exec.CommandContext(ctx, ctlBin, "-n", node, "wait", pidFile, "--timeout", "120")
-	wait.Env = env
+	wait := exec.CommandContext(ctx, ctlBin, "-n", n.name, "wait", n.pidFile, "--timeout", "120")
+	wait.Env = n.env
 	if msg, err := wait.CombinedOutput(); err != nil {
-		_ = stop(context.Background())
-		log, _ := os.ReadFile(filepath.Join(dir, "server.out"))
-		return nil, fmt.Errorf("node %s did not come up: %v: %s %s", node, err, bytes.TrimSpace(msg), tail(log, 800))
+		_ = n.Stop(context.Background())
+		log, _ := os.ReadFile(filepath.Join(n.dir, "server.out"))
+		return fmt.Errorf("node %s did not come up: %v: %s %s", n.name, err, bytes.TrimSpace(msg), tail(log, 800))
 	}
-	url := fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", amqpPort)
-	if err := ping(ctx, url); err != nil {
-		_ = stop(context.Background())
-		return nil, fmt.Errorf("node %s is up but refuses AMQP: %w", node, err)
+	if err := ping(ctx, n.URL()); err != nil {
+		_ = n.Stop(context.Background())
+		return fmt.Errorf("node %s is up but refuses AMQP: %w", n.name, err)
 	}
-	logf("brokertest: node %s ready", node)
-	return &Broker{url: url, close: stop}, nil
+	n.logf("brokertest: node %s ready", n.name)
+	return nil
+}
+
+// Stop stops the node and keeps its data for the next Start.
+func (n *Node) Stop(ctx context.Context) error {
+	if n.cmd == nil {
+		return nil
+	}
+	ctl := exec.CommandContext(ctx, ctlBin, "-n", n.name, "stop", n.pidFile)
+	ctl.Env = n.env
+	stopErr := ctl.Run()
+	defer func() { n.cmd = nil }()
+	select {
+	case <-n.exited:
+		return nil
+	case <-time.After(30 * time.Second):
+	case <-ctx.Done():
+	}
+	_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
+	<-n.exited
+	return fmt.Errorf("node %s did not stop in time: %v", n.name, stopErr)
+}
+
+// Close stops the node and removes its data.
+func (n *Node) Close(ctx context.Context) error {
+	defer os.RemoveAll(n.dir)
+	return n.Stop(ctx)
+}
+
+// startLocalNode is StartNode as a Broker.
+func startLocalNode(ctx context.Context, logf func(string, ...any)) (*Broker, error) {
+	n, err := StartNode(ctx, logf)
+	if err != nil {
+		return nil, err
+	}
+	return &Broker{url: n.URL(), close: n.Close}, nil
 }
 
 // A node's directory records the process that started it, so that a later

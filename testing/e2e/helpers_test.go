@@ -30,6 +30,12 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
+	return newHarnessAt(t, brokertest.URL(t))
+}
+
+// newHarnessAt is newHarness with the broker at url.
+func newHarnessAt(t testing.TB, url string) *harness {
+	t.Helper()
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -53,11 +59,11 @@ routes:
 fillers:
   - id: lab
     adapter: amqp
-`, addr, brokertest.URL(t), h.prefix, filepath.Join(dir, "data", "fhirgw.db"), event)), 0o600); err != nil {
+`, addr, url, h.prefix, filepath.Join(dir, "data", "fhirgw.db"), event)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		conn, err := amqp.Dial(brokertest.URL(t))
+		conn, err := amqp.Dial(url)
 		if err == nil {
 			cleanup(conn, h.prefix)
 			conn.Close()
