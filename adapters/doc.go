@@ -1,6 +1,8 @@
-// Package adapters will hold the filler adapters (http, rest, amqp): how a
-// routed message reaches the system that fulfils it and how its answers come
-// back, behind one small interface with documented acknowledgement semantics.
-// Until they land, fillers consume their RabbitMQ queue (fhirgw.filler.<id>)
-// themselves and POST their responses to the gateway's $process-message.
+// Package adapters delivers routed messages to fillers and brings back what
+// they answer. An Adapter hands one message to one filler (http: POST to the
+// filler's $process-message); a Worker consumes a filler's RabbitMQ queue and
+// drives its adapter with retries, exponential backoff with jitter, and
+// parking in the filler's dead-letter queue when retrying cannot help or has
+// gone on too long. Fillers of kind amqp need neither: they consume their
+// queue themselves.
 package adapters

@@ -1,0 +1,122 @@
+package adapters
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxAnswerBytes bounds what is read of a filler's answer.
+const maxAnswerBytes = 10 << 20
+
+// HTTPConfig configures an HTTP adapter.
+type HTTPConfig struct {
+	// URL is the filler's $process-message endpoint.
+	URL string
+	// Async adds async=true: the filler answers later, by POSTing to the
+	// gateway.
+	Async bool
+	// Headers are sent with every request (e.g. an API key).
+	Headers map[string]string
+	// Timeout bounds one attempt (default 30s).
+	Timeout time.Duration
+	// TLS configures HTTPS (nil: the system's roots).
+	TLS *tls.Config
+}
+
+// HTTP POSTs messages to a filler's $process-message: 2xx delivers (a
+// message Bundle in the body is a synchronous response), 408 and 429 are
+// retried honouring Retry-After, other 4xx are permanent, 5xx, connection
+// errors and timeouts are retried (503 honouring Retry-After).
+type HTTP struct {
+	cfg    HTTPConfig
+	target string
+	client *http.Client
+}
+
+var _ Adapter = (*HTTP)(nil)
+
+// NewHTTP checks cfg and returns the adapter.
+func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("adapters: http: %q is not an http(s) URL", cfg.URL)
+	}
+	if cfg.Async {
+		q := u.Query()
+		q.Set("async", "true")
+		u.RawQuery = q.Encode()
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = cfg.TLS
+	return &HTTP{cfg: cfg, target: u.String(), client: &http.Client{Transport: transport, Timeout: cfg.Timeout}}, nil
+}
+
+// Deliver POSTs the message's original bytes.
+func (h *HTTP) Deliver(ctx context.Context, m Message) (Result, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.target, bytes.NewReader(m.Body))
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %v", ErrPermanent, err)
+	}
+	req.Header.Set("Content-Type", "application/fhir+json; fhirVersion="+m.FHIRVersion)
+	req.Header.Set("Accept", "application/fhir+json")
+	req.Header.Set("X-Correlation-ID", m.Identity)
+	for k, v := range h.cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return Result{}, fmt.Errorf("filler %s unreachable: %w", m.Filler, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return Result{Status: resp.StatusCode}, fmt.Errorf("filler %s: reading the answer: %w", m.Filler, err)
+	}
+	res := Result{Status: resp.StatusCode}
+	switch s := resp.StatusCode; {
+	case s >= 200 && s < 300:
+		if isBundle(body) {
+			res.Responses = [][]byte{body}
+		}
+		return res, nil
+	case s == http.StatusRequestTimeout || s == http.StatusTooManyRequests:
+		return res, withRetryAfter(fmt.Errorf("filler %s answered %d", m.Filler, s), retryAfter(resp.Header, time.Now()))
+	case s >= 400 && s < 500:
+		return res, fmt.Errorf("%w: filler %s answered %d", ErrPermanent, m.Filler, s)
+	default:
+		return res, withRetryAfter(fmt.Errorf("filler %s answered %d", m.Filler, s), retryAfter(resp.Header, time.Now()))
+	}
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// isBundle reports whether body looks like a FHIR Bundle (the caller
+// validates it properly).
+func isBundle(body []byte) bool {
+	return bytes.Contains(body, []byte(`"Bundle"`)) && bytes.Contains(body, []byte(`"resourceType"`))
+}
+
