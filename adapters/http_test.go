@@ -8,11 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestHTTPDeliver(t *testing.T) {
 	body := []byte(`{"resourceType":"Bundle","type":"message"}`)

@@ -281,6 +281,7 @@ func publishing(d Delivery) amqp.Publishing {
 		MessageId:     d.Identity,
 		CorrelationId: d.Identity,
 		Type:          d.Event,
+		Timestamp:     time.Now().UTC(),
 		AppId:         "fhirgw",
 		Headers: amqp.Table{
 			HeaderEvent:       d.Event,

@@ -1,0 +1,245 @@
+package adapters
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fhirgw/fhirgw/router"
+	"github.com/fhirgw/fhirgw/testing/brokertest"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// No goleak here: the broker harness may start a container.
+func TestMain(m *testing.M) { brokertest.Main(m) }
+
+// recordingSink is the Sink of these tests: it records what the worker
+// reports and can cancel tasks.
+type recordingSink struct {
+	mu        sync.Mutex
+	delivered []Message
+	responses int
+	parked    map[string]string
+	cancelled map[string]bool
+}
+
+func newSink() *recordingSink {
+	return &recordingSink{parked: map[string]string{}, cancelled: map[string]bool{}}
+}
+
+func (s *recordingSink) Deliverable(_ context.Context, taskID string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.cancelled[taskID], nil
+}
+
+func (s *recordingSink) Delivered(_ context.Context, m Message, res Result) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delivered = append(s.delivered, m)
+	s.responses += len(res.Responses)
+	return nil
+}
+
+func (s *recordingSink) Parked(_ context.Context, m Message, reason string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.parked[m.TaskID] = reason
+	return nil
+}
+
+func (s *recordingSink) counts() (delivered, parked int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.delivered), len(s.parked)
+}
+
+// fixture declares a topology for the fillers and removes it afterwards.
+func fixture(t *testing.T, fillers ...string) (router.Topology, *amqp.Channel) {
+	t.Helper()
+	topo := router.Topology{Prefix: brokertest.Name(t, "ad"), Fillers: fillers, DeliveryLimit: 20}
+	ch, err := brokertest.Dial(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.Declare(ch); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, f := range fillers {
+			_, _ = ch.QueueDelete(topo.FillerQueue(f), false, false, false)
+			_, _ = ch.QueueDelete(topo.DeadQueue(f), false, false, false)
+		}
+		_, _ = ch.QueueDelete(topo.UnroutableQueue(), false, false, false)
+		for _, x := range []string{topo.RouteExchange(), topo.UnroutableExchange(), topo.DeadExchange()} {
+			_ = ch.ExchangeDelete(x, false, false)
+		}
+	})
+	return topo, ch
+}
+
+// route publishes a message to a filler the way the relay does.
+func route(t *testing.T, ch *amqp.Channel, topo router.Topology, filler, taskID string) {
+	t.Helper()
+	err := ch.PublishWithContext(context.Background(), topo.RouteExchange(), topo.FillerKey(filler), true, false, amqp.Publishing{
+		ContentType: "application/fhir+json; fhirVersion=4.0", DeliveryMode: amqp.Persistent, MessageId: "id-" + taskID,
+		Timestamp: time.Now(), Headers: amqp.Table{headerTaskID: taskID, headerEvent: "coding:x|y", headerFHIRVersion: "4.0", headerFiller: filler},
+		Body: []byte(`{"resourceType":"Bundle","type":"message"}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startWorker(t *testing.T, topo router.Topology, filler, url string, sink Sink, retry RetryPolicy) {
+	t.Helper()
+	a, err := NewHTTP(HTTPConfig{URL: url, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWorker(WorkerConfig{
+		AMQPURL: brokertest.URL(t), Queue: topo.FillerQueue(filler), DeadExchange: topo.DeadExchange(), DeadKey: filler,
+		Filler: filler, Adapter: a, Sink: sink, Retry: retry,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var fastRetry = RetryPolicy{MaxAttempts: 5, Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}
+
+func TestWorkerRetriesUntilTheFillerRecovers(t *testing.T) {
+	topo, ch := fixture(t, "lab")
+	var calls atomic.Int32
+	filler := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/fhir+json")
+		_, _ = w.Write([]byte(`{"resourceType":"Bundle","type":"message","entry":[]}`))
+	}))
+	defer filler.Close()
+	sink := newSink()
+	startWorker(t, topo, "lab", filler.URL, sink, fastRetry)
+	route(t, ch, topo, "lab", "task-1")
+	eventually(t, "the delivery", func() bool { d, _ := sink.counts(); return d == 1 })
+	if calls.Load() != 4 {
+		t.Errorf("%d attempts, want 4 (three 503s, then 200)", calls.Load())
+	}
+	if sink.responses != 1 || sink.delivered[0].TaskID != "task-1" || sink.delivered[0].Identity != "id-task-1" {
+		t.Errorf("delivered %+v with %d responses", sink.delivered, sink.responses)
+	}
+}
+
+func TestWorkerParksPermanentAndExhaustedFailures(t *testing.T) {
+	topo, ch := fixture(t, "lab")
+	var calls atomic.Int32
+	filler := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if r.Header.Get("X-Correlation-ID") == "id-bad" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer filler.Close()
+	sink := newSink()
+	startWorker(t, topo, "lab", filler.URL, sink, fastRetry)
+	route(t, ch, topo, "lab", "bad")
+	route(t, ch, topo, "lab", "down")
+	eventually(t, "both messages parked", func() bool { _, p := sink.counts(); return p == 2 })
+	if calls.Load() != 1+5 {
+		t.Errorf("%d attempts, want 6: one for the 400, five for the 500s", calls.Load())
+	}
+	var dead []amqp.Delivery
+	eventually(t, "the dead-letter queue", func() bool {
+		d, ok, err := ch.Get(topo.DeadQueue("lab"), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			dead = append(dead, d)
+		}
+		return len(dead) == 2
+	})
+	for _, d := range dead {
+		if d.Headers[HeaderParkReason] == nil || d.Headers[headerTaskID] == nil || d.MessageId == "" {
+			t.Errorf("parked message lacks its reason or ids: %v", d.Headers)
+		}
+	}
+	if n := dead[1].Headers[HeaderAttempts]; fmt.Sprint(n) != "5" {
+		t.Errorf("attempts header %v, want 5", n)
+	}
+}
+
+func TestAFailingFillerDoesNotDelayAnother(t *testing.T) {
+	topo, ch := fixture(t, "slow", "lab")
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer broken.Close()
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusAccepted) }))
+	defer healthy.Close()
+	brokenSink, healthySink := newSink(), newSink()
+	startWorker(t, topo, "slow", broken.URL, brokenSink, RetryPolicy{MaxAttempts: 10, Initial: time.Second, Max: time.Second})
+	startWorker(t, topo, "lab", healthy.URL, healthySink, fastRetry)
+	for i := range 5 {
+		route(t, ch, topo, "slow", fmt.Sprintf("s-%d", i))
+	}
+	start := time.Now()
+	for i := range 20 {
+		route(t, ch, topo, "lab", fmt.Sprintf("l-%d", i))
+	}
+	eventually(t, "the healthy filler's messages", func() bool { d, _ := healthySink.counts(); return d == 20 })
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the healthy filler took %v while the other was failing", took)
+	}
+	if d, p := brokenSink.counts(); d != 0 || p != 0 {
+		t.Errorf("the failing filler delivered %d, parked %d already", d, p)
+	}
+}
+
+func TestWorkerDropsCancelledTasks(t *testing.T) {
+	topo, ch := fixture(t, "lab")
+	var calls atomic.Int32
+	filler := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
+	defer filler.Close()
+	sink := newSink()
+	sink.cancelled["gone"] = true
+	startWorker(t, topo, "lab", filler.URL, sink, fastRetry)
+	route(t, ch, topo, "lab", "gone")
+	route(t, ch, topo, "lab", "kept")
+	eventually(t, "the kept message", func() bool { d, _ := sink.counts(); return d == 1 })
+	if calls.Load() != 1 || sink.delivered[0].TaskID != "kept" {
+		t.Errorf("%d deliveries: %+v", calls.Load(), sink.delivered)
+	}
+}
+
+func TestBackoffGrowsWithJitterUpToTheCap(t *testing.T) {
+	p := RetryPolicy{Initial: 100 * time.Millisecond, Max: time.Second}.withDefaults()
+	for attempt, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond, 5: time.Second, 30: time.Second} {
+		for range 50 {
+			if d := p.backoff(attempt); d < want/2 || d > want {
+				t.Fatalf("attempt %d: %v outside [%v, %v]", attempt, d, want/2, want)
+			}
+		}
+	}
+}
