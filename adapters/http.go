@@ -119,4 +119,3 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 func isBundle(body []byte) bool {
 	return bytes.Contains(body, []byte(`"Bundle"`)) && bytes.Contains(body, []byte(`"resourceType"`))
 }
-
