@@ -71,7 +71,21 @@ type RouteConfig struct {
 type FillerConfig struct {
 	ID      string `yaml:"id"`
 	Adapter string `yaml:"adapter"`
-	URL     string `yaml:"url"`
+	// URL, Async, Headers and Timeout configure the http adapter.
+	URL     string            `yaml:"url"`
+	Async   bool              `yaml:"async"`
+	Headers map[string]string `yaml:"headers"`
+	Timeout Duration          `yaml:"timeout"`
+	// Retry bounds the retries of a delivery before it is parked.
+	Retry RetryConfig `yaml:"retry"`
+}
+
+// RetryConfig bounds how deliveries to a filler are retried.
+type RetryConfig struct {
+	MaxAttempts    int      `yaml:"maxAttempts"`
+	MaxAge         Duration `yaml:"maxAge"`
+	InitialBackoff Duration `yaml:"initialBackoff"`
+	MaxBackoff     Duration `yaml:"maxBackoff"`
 }
 
 // CallbacksConfig limits where answers may be pushed.
@@ -236,6 +250,8 @@ func setFromString(v reflect.Value, s string) error {
 			return fmt.Errorf("%q is not true or false", s)
 		}
 		v.SetBool(b)
+	case reflect.Map:
+		return errors.New("cannot be set from the environment; use the configuration file")
 	case reflect.Slice:
 		if v.Type().Elem().Kind() != reflect.String {
 			return errors.New("cannot be set from the environment; use the configuration file")

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/fhirgw/fhirgw/envelope"
+	"github.com/fhirgw/fhirgw/router"
 )
 
 // Validate checks the configuration as a whole and names every problem.
@@ -65,6 +66,9 @@ func (c Config) Validate() error {
 			bad("fillers[%d].id %q may not contain spaces, '.', '#' or '*' (it names a RabbitMQ queue)", i, f.ID)
 		}
 		fillers[f.ID] = true
+		if f.Retry.MaxAttempts >= router.DefaultDeliveryLimit {
+			bad("fillers[%d] (%s): retry.maxAttempts must stay under the queue's delivery limit of %d", i, f.ID, router.DefaultDeliveryLimit)
+		}
 		switch f.Adapter {
 		case "amqp":
 		case "http":

@@ -32,6 +32,7 @@ type Ledger interface {
 	Responses(ctx context.Context, taskID string) ([]ledger.Response, error)
 	Bundle(ctx context.Context, bundleID string) (*ledger.Response, error)
 	Purge(ctx context.Context, before time.Time) (int, error)
+	Transition(ctx context.Context, taskID, status string, from []string, business string) (bool, error)
 	Backlog() int
 }
 

@@ -11,36 +11,50 @@ import (
 	"go.uber.org/zap"
 )
 
-// takeResponse records a response message from a filler against the request
-// it quotes, moves the request's Task, and hands it to a synchronous waiter.
+// takeResponse answers a response message POSTed by a filler: it records
+// it against the request it quotes (see recordResponse).
 func (g *Gateway) takeResponse(c *gin.Context, msg *envelope.Message) {
-	ctx := c.Request.Context()
-	quoted := msg.Header.Response.Identifier
-	req, err := g.findRequest(ctx, quoted)
-	if err != nil {
-		g.log.Info("response matches no message in custody", zap.String("identity", msg.Identity.Key()), zap.String("quotes", quoted.String()))
+	taskID, bundleID, err := g.recordResponse(c.Request.Context(), msg)
+	switch {
+	case errors.Is(err, ErrUnmatched):
+		quoted := msg.Header.Response.Identifier
 		g.fail(c, edgeError(http.StatusUnprocessableEntity, ErrUnmatched, envelope.IssueNotFound,
 			"Bundle.entry[0].resource.response.identifier",
 			"the response quotes %s, which matches no message in the gateway's custody", quoted))
-		return
-	}
-	code := msg.Header.Response.Code
-	r := &ledger.Response{BundleID: g.newID(), Identity: msg.Identity.Key(), TaskID: req.TaskID, Code: string(code), Body: msg.Raw}
-	err = g.ledger.AddResponse(ctx, r, statusAfter(req.Status, code))
-	switch {
 	case errors.Is(err, ledger.ErrDuplicate):
-		g.writeFHIR(c, http.StatusOK, msg.Version, information("this response was already recorded for Task/"+req.TaskID))
-		return
+		g.writeFHIR(c, http.StatusOK, msg.Version, information("this response was already recorded for Task/"+taskID))
 	case err != nil:
 		e := edgeError(http.StatusServiceUnavailable, ErrCustody, envelope.IssueType("transient"), "", "the response could not be recorded; retry later")
 		e.Err, e.RetryAfter = err, g.cfg.Outbox.RetryAfter.Std()
 		g.fail(c, e)
-		return
+	default:
+		c.Header("Content-Location", g.base+"/Bundle/"+bundleID)
+		g.writeFHIR(c, http.StatusOK, msg.Version, information("response recorded for Task/"+taskID))
+	}
+}
+
+// recordResponse records a response message against the request it quotes,
+// moves the request's Task, and hands it to a synchronous waiter. It returns
+// ErrUnmatched when the response quotes no message in custody, and
+// ledger.ErrDuplicate (with the task) when it was recorded before.
+func (g *Gateway) recordResponse(ctx context.Context, msg *envelope.Message) (taskID, bundleID string, err error) {
+	quoted := msg.Header.Response.Identifier
+	req, err := g.findRequest(ctx, quoted)
+	if errors.Is(err, ledger.ErrNotFound) {
+		g.log.Info("response matches no message in custody", zap.String("identity", msg.Identity.Key()), zap.String("quotes", quoted.String()))
+		return "", "", ErrUnmatched
+	}
+	if err != nil {
+		return "", "", err
+	}
+	code := msg.Header.Response.Code
+	r := &ledger.Response{BundleID: g.newID(), Identity: msg.Identity.Key(), TaskID: req.TaskID, Code: string(code), Body: msg.Raw}
+	if err := g.ledger.AddResponse(ctx, r, statusAfter(req.Status, code)); err != nil {
+		return req.TaskID, "", err
 	}
 	g.log.Info("response recorded", zap.String("taskId", req.TaskID), zap.String("code", string(code)), zap.String("bundleId", r.BundleID))
 	g.waiters.deliver(req.TaskID, msg.Raw)
-	c.Header("Content-Location", g.base+"/Bundle/"+r.BundleID)
-	g.writeFHIR(c, http.StatusOK, msg.Version, information("response recorded for Task/"+req.TaskID))
+	return req.TaskID, r.BundleID, nil
 }
 
 // findRequest finds the message a response.identifier quotes: by

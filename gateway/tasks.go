@@ -128,6 +128,9 @@ func renderTask(m *ledger.Message, responses []ledger.Response) []byte {
 	if n := len(responses); n > 0 {
 		business = "response " + responses[n-1].Code
 	}
+	if m.BusinessStatus != "" && (len(responses) == 0 || m.Status == "failed") {
+		business = m.BusinessStatus
+	}
 	t := task{
 		ResourceType: "Task", ID: m.TaskID, Meta: meta{LastUpdated: instant(m.UpdatedAt)},
 		Identifier:     []identifier{{System: IdentitySystem, Value: m.Identity}},

@@ -58,8 +58,10 @@ type Message struct {
 	Body []byte
 	// ResponseURL is where answers go when the placer named one.
 	ResponseURL string
-	// Status is the Task status.
-	Status string
+	// Status is the Task status; BusinessStatus says more (e.g. why a
+	// delivery failed).
+	Status         string
+	BusinessStatus string
 	// Answer is what the placer was told; duplicates get it again.
 	Answer Answer
 	// ReceivedAt is when custody began; UpdatedAt the last change;

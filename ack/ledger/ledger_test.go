@@ -315,3 +315,24 @@ func TestAFailureAfterAWriteAbortsTheWholeBatch(t *testing.T) {
 		t.Errorf("a retry after the aborted batch: %v", err)
 	}
 }
+
+func TestTransition(t *testing.T) {
+	ctx := context.Background()
+	l := open(t, filepath.Join(t.TempDir(), "l.db"), newClock())
+	if err := l.Accept(ctx, message(1)); err != nil {
+		t.Fatal(err)
+	}
+	if moved, err := l.Transition(ctx, "task-1", "received", []string{"requested"}, "delivered to lab"); err != nil || !moved {
+		t.Fatalf("requested -> received: %v %v", moved, err)
+	}
+	if moved, _ := l.Transition(ctx, "task-1", "received", []string{"requested"}, "again"); moved {
+		t.Error("a transition from a status the task is no longer in happened")
+	}
+	if moved, _ := l.Transition(ctx, "task-1", "failed", nil, ""); !moved {
+		t.Error("an unconditional transition did not happen")
+	}
+	m, _ := l.Task(ctx, "task-1")
+	if m.Status != "failed" || m.BusinessStatus != "delivered to lab" {
+		t.Errorf("status %q business %q", m.Status, m.BusinessStatus)
+	}
+}

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -72,6 +73,30 @@ func (l *SQLite) SetAnswer(ctx context.Context, taskID string, a Answer) error {
 	}, nil)
 }
 
+// Transition moves a task to status when its status is one of from (any
+// status when from is empty), and sets its business status when business is
+// not empty. It reports whether the task moved.
+func (l *SQLite) Transition(ctx context.Context, taskID, status string, from []string, business string) (bool, error) {
+	fromJSON := []byte("[]")
+	if len(from) > 0 {
+		fromJSON, _ = json.Marshal(from)
+	}
+	var moved bool
+	err := l.do(ctx, func(tx *wtx) error {
+		res, err := tx.exec(`UPDATE messages SET status = $1, updated_at = $2,
+			business_status = CASE WHEN $3 = '' THEN business_status ELSE $3 END
+			WHERE task_id = $4 AND ($5 = '[]' OR status IN (SELECT value FROM json_each($5)))`,
+			status, l.ms(l.now()), business, taskID, string(fromJSON))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		moved = n > 0
+		return err
+	}, nil)
+	return moved, err
+}
+
 // Task returns the message of a task.
 func (l *SQLite) Task(ctx context.Context, taskID string) (*Message, error) {
 	return scanMessage(l.read.QueryRowContext(ctx, selectMessage+` WHERE task_id = $1`, taskID))
@@ -103,7 +128,7 @@ func (l *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
 }
 
 const selectMessage = `SELECT task_id, identity, bundle_id, header_id, fhir_version, event, fillers, body, response_url, status,
-	answer_status, answer_type, answer_body, received_at, updated_at, routed_at FROM messages`
+	business_status, answer_status, answer_type, answer_body, received_at, updated_at, routed_at FROM messages`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -112,7 +137,7 @@ func scanMessage(row rowScanner) (*Message, error) {
 	var fillers string
 	var received, updated, routed int64
 	err := row.Scan(&m.TaskID, &m.Identity, &m.BundleID, &m.HeaderID, &m.FHIRVersion, &m.Event, &fillers, &m.Body, &m.ResponseURL,
-		&m.Status, &m.Answer.Status, &m.Answer.ContentType, &m.Answer.Body, &received, &updated, &routed)
+		&m.Status, &m.BusinessStatus, &m.Answer.Status, &m.Answer.ContentType, &m.Answer.Body, &received, &updated, &routed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}

@@ -45,6 +45,7 @@ var migrations = []string{
 		received_at INTEGER NOT NULL
 	);
 	CREATE INDEX responses_task_id ON responses (task_id, received_at);`,
+	`ALTER TABLE messages ADD COLUMN business_status TEXT NOT NULL DEFAULT '';`,
 }
 
 // migrate brings the schema to the latest version in one transaction.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"runtime/pprof"
+	"sync"
 	"time"
 
 	"github.com/fhirgw/fhirgw/ack/ledger"
@@ -89,18 +90,11 @@ func serve(ctx context.Context, cfg gateway.Config, log *zap.Logger) error {
 	if !cfg.Auth.Disabled {
 		log.Warn("partner authentication is not enforced by this release; run the gateway only where its callers are trusted")
 	}
-	routes := make([]router.Route, len(cfg.Routes))
-	for i, r := range cfg.Routes {
-		routes[i] = router.Route{Event: r.Event, Fillers: r.Fillers, SyncTimeout: r.SyncTimeout.Std(), AckDeadline: r.AckDeadline.Std(), CancelEvent: r.CancelEvent}
-	}
-	table, err := router.NewTable(routes)
+	table, err := cfg.RouteTable()
 	if err != nil {
 		return err
 	}
-	fillers := make([]string, len(cfg.Fillers))
-	for i, f := range cfg.Fillers {
-		fillers[i] = f.ID
-	}
+	topo := cfg.Topology()
 
 	led, err := ledger.OpenSQLite(ctx, cfg.Ledger.DSN, ledger.Options{})
 	if err != nil {
@@ -122,7 +116,7 @@ func serve(ctx context.Context, cfg gateway.Config, log *zap.Logger) error {
 
 	relay := router.NewRelay(router.RelayConfig{
 		URL: cfg.AMQP.URL, Outbox: gateway.LedgerOutbox{Ledger: led},
-		Topology: router.Topology{Prefix: cfg.AMQP.Prefix, Fillers: fillers}, Log: log.Named("relay"),
+		Topology: topo, Log: log.Named("relay"),
 	})
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRelay()
@@ -144,8 +138,25 @@ func serve(ctx context.Context, cfg gateway.Config, log *zap.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)
 	}
+	workers, err := cfg.FillerWorkers(gw.Sink(), log.Named("filler"))
+	if err != nil {
+		return err
+	}
+	workerCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorkers()
+	var workersDone sync.WaitGroup
+	for _, w := range workers {
+		workersDone.Add(1)
+		go func() { defer workersDone.Done(); _ = w.Run(workerCtx) }()
+	}
+	defer func() {
+		// Before the relay and the ledger: a worker may still record a delivery.
+		stopWorkers()
+		workersDone.Wait()
+		log.Info("filler workers stopped")
+	}()
 	log.Info("gateway listening", zap.String("addr", ln.Addr().String()), zap.String("basePath", cfg.HTTP.BasePath),
-		zap.Int("routes", len(routes)), zap.Strings("fillers", fillers))
+		zap.Int("routes", len(cfg.Routes)), zap.Strings("fillers", topo.Fillers), zap.Int("workers", len(workers)))
 	err = gw.Serve(ctx, ln, shutdownGrace)
 	log.Info("intake stopped")
 	return err

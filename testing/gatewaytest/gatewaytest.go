@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,22 +96,14 @@ func Start(t testing.TB, cfg gateway.Config, opts ...Option) *Stack {
 	ledgerDone := make(chan struct{})
 	go func() { _ = led.Run(context.WithoutCancel(ctx)); close(ledgerDone) }()
 
-	var fillers []string
-	for _, f := range cfg.Fillers {
-		fillers = append(fillers, f.ID)
-	}
 	cfg.AMQP.Prefix = brokertest.Name(t, "gw")
-	topo := router.Topology{Prefix: cfg.AMQP.Prefix, Fillers: fillers}
+	topo := cfg.Topology()
 	relay := router.NewRelay(router.RelayConfig{URL: cfg.AMQP.URL, Outbox: gateway.LedgerOutbox{Ledger: led}, Topology: topo, Log: log, Poll: 100 * time.Millisecond})
 	relayCtx, stopRelay := context.WithCancel(context.Background())
 	relayDone := make(chan struct{})
 	go func() { _ = relay.Run(relayCtx); close(relayDone) }()
 
-	routes := make([]router.Route, len(cfg.Routes))
-	for i, r := range cfg.Routes {
-		routes[i] = router.Route{Event: r.Event, Fillers: r.Fillers, SyncTimeout: r.SyncTimeout.Std(), AckDeadline: r.AckDeadline.Std(), CancelEvent: r.CancelEvent}
-	}
-	table, err := router.NewTable(routes)
+	table, err := cfg.RouteTable()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,11 +119,23 @@ func Start(t testing.TB, cfg gateway.Config, opts ...Option) *Stack {
 	}
 	served := make(chan struct{})
 	go func() { _ = gw.Serve(ctx, ln, 5*time.Second); close(served) }()
+	workers, err := cfg.FillerWorkers(gw.Sink(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	workerCtx, stopWorkers := context.WithCancel(context.Background())
+	var workersDone sync.WaitGroup
+	for _, w := range workers {
+		workersDone.Add(1)
+		go func() { defer workersDone.Done(); _ = w.Run(workerCtx) }()
+	}
 
 	s := &Stack{Base: cfg.HTTP.PublicURL, Config: cfg, Ledger: led, Relay: relay, Topology: topo, Gateway: gw}
 	t.Cleanup(func() {
 		cancel()
 		<-served
+		stopWorkers()
+		workersDone.Wait()
 		stopRelay()
 		<-relayDone
 		_ = led.Close(context.Background())

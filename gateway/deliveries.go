@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fhirgw/fhirgw/ack/ledger"
+	"github.com/fhirgw/fhirgw/adapters"
+	"github.com/fhirgw/fhirgw/envelope"
+	"go.uber.org/zap"
+)
+
+// Sink is what the gateway's filler workers report to: deliveries move the
+// Task to received and feed the filler's synchronous answers into the same
+// correlation as POSTed responses; a parked message fails its Task and the
+// placer gets a transient-error response.
+func (g *Gateway) Sink() adapters.Sink { return deliverySink{g} }
+
+type deliverySink struct{ g *Gateway }
+
+var _ adapters.Sink = deliverySink{}
+
+// Deliverable is false for a cancelled task.
+func (s deliverySink) Deliverable(ctx context.Context, taskID string) (bool, error) {
+	m, err := s.g.ledger.Task(ctx, taskID)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return true, nil // forgotten after the duplicate window: still owed
+	}
+	if err != nil {
+		return false, err
+	}
+	return m.Status != "cancelled", nil
+}
+
+// Delivered moves the Task to received and records what the filler answered.
+func (s deliverySink) Delivered(ctx context.Context, m adapters.Message, res adapters.Result) error {
+	g := s.g
+	if _, err := g.ledger.Transition(ctx, m.TaskID, "received", []string{"requested"}, "delivered to "+m.Filler); err != nil {
+		return err
+	}
+	v, _ := envelope.ParseVersion(m.FHIRVersion)
+	for _, body := range res.Responses {
+		msg, err := g.parser.Parse(body, v)
+		if err != nil || !msg.IsResponse() {
+			g.log.Warn("a filler answered with something that is not a response message; ignored",
+				zap.String("taskId", m.TaskID), zap.String("filler", m.Filler), zap.String("rule", ruleOf(err)))
+			continue
+		}
+		if _, _, err := g.recordResponse(ctx, msg); err != nil && !errors.Is(err, ledger.ErrDuplicate) {
+			if errors.Is(err, ErrUnmatched) {
+				continue // logged by recordResponse
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Parked fails the Task and answers the placer with a transient-error
+// response that says why.
+func (s deliverySink) Parked(ctx context.Context, m adapters.Message, reason string) error {
+	g := s.g
+	business := fmt.Sprintf("delivery to %s failed: %s", m.Filler, reason)
+	if _, err := g.ledger.Transition(ctx, m.TaskID, "failed", nil, business); err != nil {
+		return err
+	}
+	return g.answerPlacer(ctx, m.TaskID, m.Body, m.FHIRVersion, envelope.ResponseTransientError, business)
+}
+
+// answerPlacer records a response the gateway itself gives the placer, as
+// it records a filler's, so that it shows in the Task and reaches the placer.
+func (g *Gateway) answerPlacer(ctx context.Context, taskID string, request []byte, version string, code envelope.ResponseCode, why string) error {
+	v, _ := envelope.ParseVersion(version)
+	req, err := g.parser.Parse(request, v)
+	if err != nil {
+		return fmt.Errorf("gateway: the request of Task/%s no longer parses: %w", taskID, err)
+	}
+	oo := envelope.NewOutcome(envelope.Issue{Severity: envelope.SeverityError, Code: envelope.IssueType("transient"), Diagnostics: why})
+	body, err := g.responder.Response(req, code, &oo)
+	if err != nil {
+		return err
+	}
+	resp, err := g.parser.Parse(body, v)
+	if err != nil {
+		return fmt.Errorf("gateway: its own response does not parse: %w", err)
+	}
+	_, _, err = g.recordResponse(ctx, resp)
+	return err
+}

@@ -1,0 +1,107 @@
+package gateway_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/fhirgw/fhirgw/envelope"
+	"github.com/fhirgw/fhirgw/gateway"
+	"github.com/fhirgw/fhirgw/testing/gatewaytest"
+)
+
+// httpFiller is a filler's $process-message that answers every message
+// with a response message of the given code in the HTTP answer itself.
+func httpFiller(t *testing.T, status int, code envelope.ResponseCode) *httptest.Server {
+	t.Helper()
+	parser := envelope.NewParser(envelope.Options{})
+	responder := envelope.Responder{Sender: envelope.Sender{Name: "lab", Endpoint: "https://lab.example/fhir"}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if status >= 300 {
+			w.WriteHeader(status)
+			return
+		}
+		req, err := parser.Parse(body, envelope.VersionAuto)
+		if err != nil {
+			t.Errorf("the filler got an invalid message: %v", err)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		resp, _ := responder.Response(req, code, nil)
+		w.Header().Set("Content-Type", "application/fhir+json")
+		w.WriteHeader(status)
+		_, _ = w.Write(resp)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func httpConfig(url string) gateway.Config {
+	cfg := gatewaytest.Config()
+	cfg.Fillers[0] = gateway.FillerConfig{ID: "lab", Adapter: "http", URL: url,
+		Retry: gateway.RetryConfig{MaxAttempts: 3, InitialBackoff: gateway.Duration(20 * time.Millisecond), MaxBackoff: gateway.Duration(50 * time.Millisecond)}}
+	return cfg
+}
+
+type taskView struct {
+	Status         string
+	BusinessStatus struct{ Text string }
+	Output         []struct{ ValueReference struct{ Reference string } }
+}
+
+func readTask(t *testing.T, s *gatewaytest.Stack, location string) taskView {
+	t.Helper()
+	r := gatewaytest.Do(t, http.MethodGet, location, nil, nil)
+	var tv taskView
+	if err := json.Unmarshal(r.Body, &tv); err != nil {
+		t.Fatalf("task %d %s", r.Status, r.Body)
+	}
+	return tv
+}
+
+func TestHTTPFillerAnswerReturnsToASynchronousPost(t *testing.T) {
+	filler := httpFiller(t, http.StatusOK, envelope.ResponseOK)
+	s := gatewaytest.Start(t, httpConfig(filler.URL+"/fhir/$process-message"))
+	r := s.Post(t, fixture(t, "r4/lab-order.json"), "", "")
+	if r.Status != http.StatusOK {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	resp, err := envelope.NewParser(envelope.Options{}).Parse(r.Body, envelope.R4)
+	if err != nil || resp.Header.Response == nil || resp.Header.Response.Identifier.Value != "4b0c2d1e-7f6a-4e3b-9c8d-1a2b3c4d5e01" {
+		t.Fatalf("not the filler's correlated response: %v %s", err, r.Body)
+	}
+	if tv := readTask(t, s, r.Header.Get("Content-Location")); tv.Status != "accepted" || len(tv.Output) != 1 {
+		t.Errorf("task %+v", tv)
+	}
+}
+
+func TestParkedDeliveryFailsTheTaskAndAnswersThePlacer(t *testing.T) {
+	filler := httpFiller(t, http.StatusServiceUnavailable, "")
+	s := gatewaytest.Start(t, httpConfig(filler.URL))
+	r := s.Post(t, fixture(t, "r4/lab-order.json"), "async=true", "")
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	loc := r.Header.Get("Content-Location")
+	var tv taskView
+	deadline := time.Now().Add(20 * time.Second)
+	for tv = readTask(t, s, loc); tv.Status != "failed" || len(tv.Output) == 0; tv = readTask(t, s, loc) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the task never failed: %+v", tv)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !bytes.Contains([]byte(tv.BusinessStatus.Text), []byte("delivery to lab failed")) {
+		t.Errorf("business status %q", tv.BusinessStatus.Text)
+	}
+	b := s.Get(t, "/"+tv.Output[0].ValueReference.Reference, nil)
+	resp, err := envelope.NewParser(envelope.Options{}).Parse(b.Body, envelope.R4)
+	if err != nil || resp.Header.Response.Code != envelope.ResponseTransientError {
+		t.Errorf("the placer's answer: %v %s", err, b.Body)
+	}
+}
