@@ -61,6 +61,8 @@ type Options struct {
 	// PurgeInterval is how often messages past reliableCacheMinutes are
 	// purged (default a tenth of the window, at most a minute).
 	PurgeInterval time.Duration
+	// Pusher, when set, is told when an answer is queued for a placer.
+	Pusher interface{ Notify() }
 }
 
 // Gateway serves the HTTP API.
@@ -80,6 +82,7 @@ type Gateway struct {
 	engine     *gin.Engine
 	base       string // public base URL, for Content-Location and emitted messages
 	purgeEvery time.Duration
+	pusher     interface{ Notify() }
 }
 
 // New checks opts and builds the gateway's handler.
@@ -109,6 +112,7 @@ func New(opts Options) (*Gateway, error) {
 		parser: envelope.NewParser(envelope.Options{DefaultVersion: v, Limits: envelope.Limits{MaxBytes: opts.Config.HTTP.MaxBodyBytes}}),
 		base:   publicBase(opts.Config.HTTP),
 	}
+	g.pusher = opts.Pusher
 	g.purgeEvery = opts.PurgeInterval
 	if g.purgeEvery <= 0 {
 		g.purgeEvery = min(time.Duration(opts.Config.ReliableCacheMinutes)*time.Minute/10, time.Minute)

@@ -130,7 +130,7 @@ func (g *Gateway) custody(ctx context.Context, msg *envelope.Message, route rout
 	m := &ledger.Message{
 		TaskID: taskID, Identity: msg.Identity.Key(), BundleID: msg.BundleID, HeaderID: msg.Header.ID,
 		FHIRVersion: msg.Version.String(), Event: msg.Header.Event.Key(), Fillers: route.Fillers, Body: msg.Raw,
-		ResponseURL: responseURL, Status: "requested", Answer: a,
+		ResponseURL: g.callbackURL(msg, responseURL), Status: "requested", Answer: a,
 	}
 	err := g.ledger.Accept(ctx, m)
 	var dup *ledger.DuplicateError
@@ -196,6 +196,19 @@ func (g *Gateway) waitForResponse(c *gin.Context, msg *envelope.Message, route r
 		g.answer(c, msg.Version, accepted, taskID)
 	case <-c.Request.Context().Done():
 	}
+}
+
+// callbackURL is where the placer's answers are pushed: its response-url,
+// else its source endpoint's $process-message when that is under an allowed
+// callback prefix; empty means the placer polls.
+func (g *Gateway) callbackURL(msg *envelope.Message, responseURL string) string {
+	if responseURL != "" {
+		return responseURL
+	}
+	if src := msg.Header.Source.URL; src != "" && g.callbackAllowed(src) {
+		return strings.TrimSuffix(src, "/") + "/$process-message"
+	}
+	return ""
 }
 
 // callbackAllowed reports whether url starts with an allowed callback prefix.

@@ -54,6 +54,9 @@ func (g *Gateway) recordResponse(ctx context.Context, msg *envelope.Message) (ta
 	}
 	g.log.Info("response recorded", zap.String("taskId", req.TaskID), zap.String("code", string(code)), zap.String("bundleId", r.BundleID))
 	g.waiters.deliver(req.TaskID, msg.Raw)
+	if g.pusher != nil && req.ResponseURL != "" {
+		g.pusher.Notify()
+	}
 	return req.TaskID, r.BundleID, nil
 }
 

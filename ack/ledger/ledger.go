@@ -56,7 +56,8 @@ type Message struct {
 	OutboxSeqs []int64
 	// Body is the message, byte for byte as received.
 	Body []byte
-	// ResponseURL is where answers go when the placer named one.
+	// ResponseURL is where answers are pushed: the placer's response-url,
+	// or its source endpoint's $process-message; empty: the placer polls.
 	ResponseURL string
 	// Status is the Task status; BusinessStatus says more (e.g. why a
 	// delivery failed).
@@ -100,4 +101,15 @@ type Response struct {
 	Code       string
 	Body       []byte
 	ReceivedAt time.Time
+}
+
+// Callback is a response owed to a placer's endpoint.
+type Callback struct {
+	Seq         int64
+	TaskID      string
+	BundleID    string
+	URL         string
+	Attempts    int
+	Body        []byte
+	FHIRVersion string
 }

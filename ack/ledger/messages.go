@@ -113,7 +113,9 @@ func (l *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
 	cutoff := l.ms(before)
 	var n int64
 	err := l.do(ctx, func(tx *wtx) error {
-		const old = `SELECT task_id FROM messages WHERE received_at < $1 AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.task_id = messages.task_id)`
+		const old = `SELECT task_id FROM messages WHERE received_at < $1
+			AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.task_id = messages.task_id)
+			AND NOT EXISTS (SELECT 1 FROM callbacks WHERE callbacks.task_id = messages.task_id)`
 		if _, err := tx.exec(`DELETE FROM responses WHERE task_id IN (`+old+`)`, cutoff); err != nil {
 			return err
 		}

@@ -8,8 +8,10 @@ import (
 )
 
 // AddResponse records a response or progress message for a task and moves
-// the task to status (unchanged when status is empty). A response whose
-// identity is already recorded returns ErrDuplicate and changes nothing.
+// the task to status (unchanged when status is empty). When the task has a
+// ResponseURL, the response is also queued for pushing there, after the
+// task's earlier ones. A response whose identity is already recorded
+// returns ErrDuplicate and changes nothing.
 func (l *SQLite) AddResponse(ctx context.Context, r *Response, status string) error {
 	r.ReceivedAt = l.now()
 	return l.do(ctx, func(tx *wtx) error {
@@ -24,6 +26,11 @@ func (l *SQLite) AddResponse(ctx context.Context, r *Response, status string) er
 		if _, err := tx.exec(`INSERT INTO responses (bundle_id, identity, task_id, code, body, received_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 			r.BundleID, r.Identity, r.TaskID, r.Code, nonNil(r.Body), l.ms(r.ReceivedAt)); err != nil {
 			return fmt.Errorf("ledger: insert response: %w", err)
+		}
+		if _, err := tx.exec(`INSERT INTO callbacks (task_id, bundle_id, url, next_at)
+			SELECT task_id, $1, response_url, $2 FROM messages WHERE task_id = $3 AND response_url <> ''`,
+			r.BundleID, l.ms(r.ReceivedAt), r.TaskID); err != nil {
+			return fmt.Errorf("ledger: queue callback: %w", err)
 		}
 		q := `UPDATE messages SET updated_at = $1 WHERE task_id = $2`
 		args := []any{l.ms(r.ReceivedAt), r.TaskID}

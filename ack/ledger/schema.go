@@ -46,6 +46,16 @@ var migrations = []string{
 	);
 	CREATE INDEX responses_task_id ON responses (task_id, received_at);`,
 	`ALTER TABLE messages ADD COLUMN business_status TEXT NOT NULL DEFAULT '';`,
+	`CREATE TABLE callbacks (
+		seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+		task_id    TEXT NOT NULL,
+		bundle_id  TEXT NOT NULL,
+		url        TEXT NOT NULL,
+		attempts   INTEGER NOT NULL DEFAULT 0,
+		next_at    INTEGER NOT NULL,
+		last_error TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX callbacks_task_id ON callbacks (task_id, seq);`,
 }
 
 // migrate brings the schema to the latest version in one transaction.

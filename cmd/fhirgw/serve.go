@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fhirgw/fhirgw/ack"
 	"github.com/fhirgw/fhirgw/ack/ledger"
 	"github.com/fhirgw/fhirgw/gateway"
 	"github.com/fhirgw/fhirgw/router"
@@ -128,9 +129,20 @@ func serve(ctx context.Context, cfg gateway.Config, log *zap.Logger) error {
 		log.Info("relay stopped; in-flight publishes confirmed")
 	}()
 
+	pusher := ack.NewPusher(ack.PusherConfig{Store: led, Log: log.Named("push")})
+	pushCtx, stopPush := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPush()
+	pushDone := make(chan struct{})
+	go func() { _ = pusher.Run(pushCtx); close(pushDone) }()
+	defer func() {
+		stopPush()
+		<-pushDone
+		log.Info("pusher stopped")
+	}()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	gw, err := gateway.New(gateway.Options{Config: cfg, Ledger: led, Routes: table, Relay: relay, Log: log.Named("gateway"), Metrics: reg, Version: version})
+	gw, err := gateway.New(gateway.Options{Config: cfg, Ledger: led, Routes: table, Relay: relay, Log: log.Named("gateway"), Metrics: reg, Version: version, Pusher: pusher})
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fhirgw/fhirgw/ack"
 	"github.com/fhirgw/fhirgw/ack/ledger"
 	"github.com/fhirgw/fhirgw/envelope"
 	"github.com/fhirgw/fhirgw/gateway"
@@ -112,8 +113,12 @@ func Start(t testing.TB, cfg gateway.Config, opts ...Option) *Stack {
 		t.Fatal(err)
 	}
 	cfg.HTTP.PublicURL = "http://" + ln.Addr().String() + cfg.HTTP.BasePath
+	pusher := ack.NewPusher(ack.PusherConfig{Store: led, Log: log, Now: o.now, Poll: 50 * time.Millisecond, Initial: 50 * time.Millisecond, Max: time.Second})
+	pushCtx, stopPush := context.WithCancel(context.Background())
+	pushDone := make(chan struct{})
+	go func() { _ = pusher.Run(pushCtx); close(pushDone) }()
 	gw, err := gateway.New(gateway.Options{Config: cfg, Ledger: led, Routes: table, Relay: relay, Log: log, Version: "test",
-		Now: o.now, PurgeInterval: o.purgeInterval})
+		Now: o.now, PurgeInterval: o.purgeInterval, Pusher: pusher})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,6 +141,8 @@ func Start(t testing.TB, cfg gateway.Config, opts ...Option) *Stack {
 		<-served
 		stopWorkers()
 		workersDone.Wait()
+		stopPush()
+		<-pushDone
 		stopRelay()
 		<-relayDone
 		_ = led.Close(context.Background())
