@@ -157,7 +157,72 @@ func (c *check) entryRules() {
 				ent.VersionID, _ = c.value(v, RuleEntryResource, path, ".resource.meta.versionId")
 			}
 		}
+		if i > 0 {
+			readCorrelation(ent, res)
+		}
 	}
+}
+
+// readCorrelation reads what correlation needs of a resource. It is
+// lenient: shapes it does not expect are skipped, not reported, since they
+// are the resource's business and not the envelope's.
+func readCorrelation(ent *Entry, res *node) {
+	for _, id := range listOf(res.get("identifier")) {
+		if v := identifierOf(id); !v.IsZero() {
+			ent.Identifiers = append(ent.Identifiers, v)
+		}
+	}
+	for _, ref := range listOf(res.get("basedOn")) {
+		if r, ok := referenceOf(ref); ok {
+			ent.BasedOn = append(ent.BasedOn, r)
+		}
+	}
+	if ent.ResourceType == "Task" {
+		if r, ok := referenceOf(res.get("focus")); ok {
+			ent.Focus = &r
+		}
+		if bs := res.get("businessStatus"); bs != nil {
+			ent.BusinessStatus = stringOf(bs.get("text"))
+			if ent.BusinessStatus == "" {
+				for _, c := range listOf(bs.get("coding")) {
+					if ent.BusinessStatus = stringOf(c.get("code")); ent.BusinessStatus != "" {
+						break
+					}
+				}
+			}
+		}
+	}
+	ent.Status = stringOf(res.get("status"))
+}
+
+// listOf is the items of an array, or the node itself for a single value.
+func listOf(n *node) []*node {
+	switch {
+	case n == nil:
+		return nil
+	case n.kind == '[':
+		return n.items
+	}
+	return []*node{n}
+}
+
+func stringOf(n *node) string {
+	if n == nil || n.kind != '"' {
+		return ""
+	}
+	return n.str
+}
+
+func identifierOf(n *node) Identifier {
+	return Identifier{System: stringOf(n.get("system")), Value: stringOf(n.get("value"))}
+}
+
+func referenceOf(n *node) (Reference, bool) {
+	if n == nil || n.kind != '{' {
+		return Reference{}, false
+	}
+	r := Reference{Reference: stringOf(n.get("reference")), Identifier: identifierOf(n.get("identifier"))}
+	return r, r.Reference != "" || !r.Identifier.IsZero()
 }
 
 // value reads a captured string v within the field limit; a non-string or an

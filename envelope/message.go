@@ -34,6 +34,23 @@ type Entry struct {
 	ResourceType string
 	ID           string
 	VersionID    string // meta.versionId
+	// Identifiers are the resource's business identifiers.
+	Identifiers []Identifier
+	// BasedOn are the resource's basedOn references; Focus is a Task's
+	// focus (other resources' focus is not read).
+	BasedOn []Reference
+	Focus   *Reference
+	// Status is the resource's status code; BusinessStatus a Task's
+	// businessStatus (its text, or its first code).
+	Status         string
+	BusinessStatus string
+}
+
+// Reference is a FHIR Reference reduced to its literal reference and
+// business identifier.
+type Reference struct {
+	Reference  string
+	Identifier Identifier
 }
 
 // Identifier is a FHIR Identifier reduced to system and value.

@@ -47,7 +47,7 @@ func TestParseReadsTheEnvelope(t *testing.T) {
 	if msg.Header.ID != "header-1" || msg.Header.Source.URL != "https://ehr.example/fhir" || msg.Header.Source.Name != "ehr" {
 		t.Errorf("header %+v", msg.Header)
 	}
-	if len(msg.Entries) != 3 || msg.Entries[2] != (Entry{FullURL: "https://ehr.example/fhir/Patient/pat-1", ResourceType: "Patient", ID: "pat-1"}) {
+	if e := msg.Entries; len(e) != 3 || e[2].FullURL != "https://ehr.example/fhir/Patient/pat-1" || e[2].ResourceType != "Patient" || e[2].ID != "pat-1" {
 		t.Errorf("entries %+v", msg.Entries)
 	}
 	if msg.IsResponse() {
@@ -129,5 +129,25 @@ func TestProjectFixtures(t *testing.T) {
 				t.Errorf("%s: unexpected warning %s", f, is.Diagnostics)
 			}
 		}
+	}
+}
+
+func TestParseReadsWhatCorrelationNeeds(t *testing.T) {
+	in := mutate(t, baseR4, set("entry.1.resource", raw(`{"resourceType":"Task","id":"t1","status":"in-progress",
+		"identifier":[{"system":"urn:lab","value":"T-1"}],
+		"basedOn":[{"reference":"ServiceRequest/order-1"},{"identifier":{"system":"urn:placer","value":"ORD-1"}}],
+		"focus":{"reference":"urn:uuid:0d9d3a35-0000-4000-8000-000000000002"},
+		"businessStatus":{"coding":[{"code":"specimen-received"}]}}`)),
+		set(h+".focus", raw(`[{"reference":"Task/t1"}]`)))
+	msg, err := NewParser(Options{}).Parse(in, R4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := msg.Entries[1]
+	if task.Status != "in-progress" || task.BusinessStatus != "specimen-received" || len(task.Identifiers) != 1 ||
+		task.Identifiers[0] != (Identifier{System: "urn:lab", Value: "T-1"}) || len(task.BasedOn) != 2 ||
+		task.BasedOn[0].Reference != "ServiceRequest/order-1" || task.BasedOn[1].Identifier.Value != "ORD-1" ||
+		task.Focus == nil || task.Focus.Reference != "urn:uuid:0d9d3a35-0000-4000-8000-000000000002" {
+		t.Errorf("task entry %+v", task)
 	}
 }

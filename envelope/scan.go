@@ -53,7 +53,9 @@ func headerMember(name []byte) (string, bool) {
 	return resourceMember(name)
 }
 
-// resourceMember selects the members read from every entry's resource.
+// resourceMember selects the members read from every entry's resource:
+// its identity, and what correlation reads (business identifiers, basedOn,
+// a Task's focus, status and businessStatus).
 func resourceMember(name []byte) (string, bool) {
 	switch string(name) {
 	case "resourceType":
@@ -62,6 +64,16 @@ func resourceMember(name []byte) (string, bool) {
 		return "id", true
 	case "meta":
 		return "meta", true
+	case "identifier":
+		return "identifier", true
+	case "basedOn":
+		return "basedOn", true
+	case "focus":
+		return "focus", true
+	case "status":
+		return "status", true
+	case "businessStatus":
+		return "businessStatus", true
 	}
 	return "", false
 }
