@@ -74,7 +74,7 @@ func resolveReference(entries []Entry, ref string) (idx int, byIDOnly bool) {
 	if strings.HasPrefix(ref, "urn:") {
 		return -1, false
 	}
-	if typ, id, absolute := splitReference(ref); typ != "" {
+	if typ, id, absolute := SplitReference(ref); typ != "" {
 		tail := "/" + typ + "/" + id
 		for i, e := range entries {
 			sameResource := e.ResourceType == typ && e.ID == id
@@ -94,10 +94,20 @@ func resolveReference(entries []Entry, ref string) (idx int, byIDOnly bool) {
 	return -1, false
 }
 
-// splitReference splits a literal reference into resource type and id,
+// Resolve returns the entry a reference of this message points at, if any
+// (see the focus rule for how references resolve).
+func (m *Message) Resolve(ref string) (*Entry, bool) {
+	i, _ := resolveReference(m.Entries, ref)
+	if i < 0 {
+		return nil, false
+	}
+	return &m.Entries[i], true
+}
+
+// SplitReference splits a literal reference into resource type and id,
 // dropping a /_history/ version. typ is empty when ref is not of the form
 // [base/]Type/id.
-func splitReference(ref string) (typ, id string, absolute bool) {
+func SplitReference(ref string) (typ, id string, absolute bool) {
 	if i := strings.Index(ref, "/_history/"); i >= 0 {
 		ref = ref[:i]
 	}

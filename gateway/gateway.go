@@ -28,7 +28,8 @@ type Ledger interface {
 	SetAnswer(ctx context.Context, taskID string, a ledger.Answer) error
 	Task(ctx context.Context, taskID string) (*ledger.Message, error)
 	ByIdentity(ctx context.Context, identity string) (*ledger.Message, error)
-	AddResponse(ctx context.Context, r *ledger.Response, status string) error
+	ByFocusKey(ctx context.Context, keys []string) (*ledger.Message, error)
+	AddResponse(ctx context.Context, r *ledger.Response, status, business string) error
 	Responses(ctx context.Context, taskID string) ([]ledger.Response, error)
 	Bundle(ctx context.Context, bundleID string) (*ledger.Response, error)
 	Purge(ctx context.Context, before time.Time) (int, error)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fhirgw/fhirgw/ack"
 	"github.com/fhirgw/fhirgw/ack/ledger"
 	"github.com/fhirgw/fhirgw/envelope"
 	"github.com/fhirgw/fhirgw/router"
@@ -46,6 +47,11 @@ func (g *Gateway) processMessage(c *gin.Context) {
 	if msg.IsResponse() {
 		outcome = "response"
 		g.takeResponse(c, msg)
+		return
+	}
+	if req, ok := g.correlateProgress(c.Request.Context(), c.GetHeader("X-Correlation-ID"), msg); ok {
+		outcome = "progress"
+		g.takeProgress(c, req, msg)
 		return
 	}
 	route, err := g.routes.Match(msg.Header.Event)
@@ -130,7 +136,7 @@ func (g *Gateway) custody(ctx context.Context, msg *envelope.Message, route rout
 	m := &ledger.Message{
 		TaskID: taskID, Identity: msg.Identity.Key(), BundleID: msg.BundleID, HeaderID: msg.Header.ID,
 		FHIRVersion: msg.Version.String(), Event: msg.Header.Event.Key(), Fillers: route.Fillers, Body: msg.Raw,
-		ResponseURL: g.callbackURL(msg, responseURL), Status: "requested", Answer: a,
+		ResponseURL: g.callbackURL(msg, responseURL), Status: "requested", Answer: a, FocusKeys: ack.FocusKeys(msg),
 	}
 	err := g.ledger.Accept(ctx, m)
 	var dup *ledger.DuplicateError

@@ -18,7 +18,7 @@ func newMetrics(reg *prometheus.Registry, l Ledger, r Relay) (*metrics, error) {
 	m := &metrics{
 		intake: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fhirgw_intake_messages_total",
-			Help: "Messages POSTed to $process-message, by outcome (accepted, duplicate, response, invalid, unroutable, error).",
+			Help: "Messages POSTed to $process-message, by outcome (accepted, duplicate, response, progress, invalid, unroutable, error).",
 		}, []string{"outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "fhirgw_intake_duration_seconds",

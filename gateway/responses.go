@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/fhirgw/fhirgw/ack"
 	"github.com/fhirgw/fhirgw/ack/ledger"
 	"github.com/fhirgw/fhirgw/envelope"
 	"github.com/gin-gonic/gin"
@@ -33,10 +34,9 @@ func (g *Gateway) takeResponse(c *gin.Context, msg *envelope.Message) {
 	}
 }
 
-// recordResponse records a response message against the request it quotes,
-// moves the request's Task, and hands it to a synchronous waiter. It returns
-// ErrUnmatched when the response quotes no message in custody, and
-// ledger.ErrDuplicate (with the task) when it was recorded before.
+// recordResponse records a response message against the request it quotes
+// (see record). It returns ErrUnmatched when the response quotes no message
+// in custody.
 func (g *Gateway) recordResponse(ctx context.Context, msg *envelope.Message) (taskID, bundleID string, err error) {
 	quoted := msg.Header.Response.Identifier
 	req, err := g.findRequest(ctx, quoted)
@@ -47,17 +47,73 @@ func (g *Gateway) recordResponse(ctx context.Context, msg *envelope.Message) (ta
 	if err != nil {
 		return "", "", err
 	}
-	code := msg.Header.Response.Code
-	r := &ledger.Response{BundleID: g.newID(), Identity: msg.Identity.Key(), TaskID: req.TaskID, Code: string(code), Body: msg.Raw}
-	if err := g.ledger.AddResponse(ctx, r, statusAfter(req.Status, code)); err != nil {
-		return req.TaskID, "", err
+	bundleID, err = g.record(ctx, req, msg)
+	return req.TaskID, bundleID, err
+}
+
+// record stores a response or progress message in req's exchange, moves
+// its Task as the message reports (forward only), queues it for the placer
+// and hands a response to a synchronous waiter. A message recorded before
+// returns ledger.ErrDuplicate.
+func (g *Gateway) record(ctx context.Context, req *ledger.Message, msg *envelope.Message) (bundleID string, err error) {
+	code := "progress"
+	if msg.IsResponse() {
+		code = string(msg.Header.Response.Code)
 	}
-	g.log.Info("response recorded", zap.String("taskId", req.TaskID), zap.String("code", string(code)), zap.String("bundleId", r.BundleID))
-	g.waiters.deliver(req.TaskID, msg.Raw)
+	proposed, business := ack.Progress(msg)
+	status, moved := ack.Advance(req.Status, proposed)
+	if !moved {
+		status = ""
+		if ack.Terminal(req.Status) {
+			business = "" // a finished exchange keeps the reason it finished
+		}
+	}
+	r := &ledger.Response{BundleID: g.newID(), Identity: msg.Identity.Key(), TaskID: req.TaskID, Code: code, Body: msg.Raw}
+	if err := g.ledger.AddResponse(ctx, r, status, business); err != nil {
+		return "", err
+	}
+	g.log.Info("answer recorded", zap.String("taskId", req.TaskID), zap.String("code", code), zap.String("status", status), zap.String("bundleId", r.BundleID))
+	if msg.IsResponse() {
+		g.waiters.deliver(req.TaskID, msg.Raw)
+	}
 	if g.pusher != nil && req.ResponseURL != "" {
 		g.pusher.Notify()
 	}
-	return req.TaskID, r.BundleID, nil
+	return r.BundleID, nil
+}
+
+// correlateProgress finds the exchange a message without
+// MessageHeader.response belongs to, if any: the X-Correlation-ID the filler
+// echoed, else a request whose focus the message's basedOn or Task focus
+// points at. Messages that belong to no exchange are new requests.
+func (g *Gateway) correlateProgress(ctx context.Context, correlationID string, msg *envelope.Message) (*ledger.Message, bool) {
+	if correlationID != "" {
+		if req, err := g.ledger.ByIdentity(ctx, correlationID); err == nil {
+			return req, true
+		}
+	}
+	if keys := ack.ProgressKeys(msg); len(keys) > 0 {
+		if req, err := g.ledger.ByFocusKey(ctx, keys); err == nil {
+			return req, true
+		}
+	}
+	return nil, false
+}
+
+// takeProgress answers a progress message from a filler.
+func (g *Gateway) takeProgress(c *gin.Context, req *ledger.Message, msg *envelope.Message) {
+	bundleID, err := g.record(c.Request.Context(), req, msg)
+	switch {
+	case errors.Is(err, ledger.ErrDuplicate):
+		g.writeFHIR(c, http.StatusOK, msg.Version, information("this message was already recorded for Task/"+req.TaskID))
+	case err != nil:
+		e := edgeError(http.StatusServiceUnavailable, ErrCustody, envelope.IssueType("transient"), "", "the message could not be recorded; retry later")
+		e.Err, e.RetryAfter = err, g.cfg.Outbox.RetryAfter.Std()
+		g.fail(c, e)
+	default:
+		c.Header("Content-Location", g.base+"/Bundle/"+bundleID)
+		g.writeFHIR(c, http.StatusOK, msg.Version, information("progress recorded for Task/"+req.TaskID))
+	}
 }
 
 // findRequest finds the message a response.identifier quotes: by
@@ -77,19 +133,4 @@ func (g *Gateway) findRequest(ctx context.Context, quoted envelope.Identifier) (
 		}
 	}
 	return nil, ledger.ErrNotFound
-}
-
-// statusAfter is the Task status once a response with code arrives: ok
-// accepts a request not yet accepted, fatal-error rejects it; otherwise the
-// status stays (empty: unchanged).
-func statusAfter(current string, code envelope.ResponseCode) string {
-	switch code {
-	case envelope.ResponseOK:
-		if current == "requested" || current == "received" {
-			return "accepted"
-		}
-	case envelope.ResponseFatalError:
-		return "rejected"
-	}
-	return ""
 }

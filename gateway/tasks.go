@@ -125,10 +125,7 @@ func renderTask(m *ledger.Message, responses []ledger.Response) []byte {
 	if !m.RoutedAt.IsZero() {
 		business = "routed to " + strings.Join(m.Fillers, ", ")
 	}
-	if n := len(responses); n > 0 {
-		business = "response " + responses[n-1].Code
-	}
-	if m.BusinessStatus != "" && (len(responses) == 0 || m.Status == "failed") {
+	if m.BusinessStatus != "" {
 		business = m.BusinessStatus
 	}
 	t := task{
@@ -144,7 +141,7 @@ func renderTask(m *ledger.Message, responses []ledger.Response) []byte {
 	}
 	for _, r := range responses {
 		t.Output = append(t.Output, output{
-			Type:           envelope.CodeableConcept{Text: "response " + r.Code},
+			Type:           envelope.CodeableConcept{Text: outputType(r.Code)},
 			ValueReference: ref{Reference: "Bundle/" + r.BundleID},
 		})
 	}
@@ -152,3 +149,11 @@ func renderTask(m *ledger.Message, responses []ledger.Response) []byte {
 }
 
 func instant(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+// outputType names a Task output: a response with its code, or progress.
+func outputType(code string) string {
+	if code == "progress" {
+		return "progress"
+	}
+	return "response " + code
+}

@@ -56,6 +56,10 @@ type Message struct {
 	OutboxSeqs []int64
 	// Body is the message, byte for byte as received.
 	Body []byte
+	// FocusKeys name what the message is about (its focus resources by
+	// reference and business identifier); progress messages that point at
+	// one of them belong to this exchange.
+	FocusKeys []string
 	// ResponseURL is where answers are pushed: the placer's response-url,
 	// or its source endpoint's $process-message; empty: the placer polls.
 	ResponseURL string

@@ -166,12 +166,12 @@ func TestAnswersAndResponses(t *testing.T) {
 	}
 	for i, code := range []string{"ok", "ok"} {
 		r := &Response{BundleID: fmt.Sprintf("resp-%d", i), Identity: fmt.Sprintf("resp-id-%d", i), TaskID: "task-1", Code: code, Body: []byte(fmt.Sprintf("body-%d", i))}
-		if err := l.AddResponse(ctx, r, "accepted"); err != nil {
+		if err := l.AddResponse(ctx, r, "accepted", ""); err != nil {
 			t.Fatal(err)
 		}
 	}
 	again := &Response{BundleID: "resp-again", Identity: "resp-id-1", TaskID: "task-1", Code: "ok"}
-	if err := l.AddResponse(ctx, again, "rejected"); !errors.Is(err, ErrDuplicate) {
+	if err := l.AddResponse(ctx, again, "rejected", ""); !errors.Is(err, ErrDuplicate) {
 		t.Errorf("the same response twice: %v", err)
 	}
 	rs, err := l.Responses(ctx, "task-1")
@@ -187,7 +187,7 @@ func TestAnswersAndResponses(t *testing.T) {
 	if _, err := l.Bundle(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing bundle: %v", err)
 	}
-	if err := l.AddResponse(ctx, &Response{BundleID: "resp-x", Identity: "resp-id-x", TaskID: "task-nope", Code: "ok"}, ""); !errors.Is(err, ErrNotFound) {
+	if err := l.AddResponse(ctx, &Response{BundleID: "resp-x", Identity: "resp-id-x", TaskID: "task-nope", Code: "ok"}, "", ""); !errors.Is(err, ErrNotFound) {
 		t.Errorf("response to a missing task: %v", err)
 	}
 	if _, err := l.Bundle(ctx, "resp-x"); !errors.Is(err, ErrNotFound) {
@@ -334,5 +334,28 @@ func TestTransition(t *testing.T) {
 	m, _ := l.Task(ctx, "task-1")
 	if m.Status != "failed" || m.BusinessStatus != "delivered to lab" {
 		t.Errorf("status %q business %q", m.Status, m.BusinessStatus)
+	}
+}
+
+func TestByFocusKey(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	l := open(t, filepath.Join(t.TempDir(), "l.db"), c)
+	for i, keys := range [][]string{{"ref:ServiceRequest/sr-1", "id:urn:placer|ORD-1"}, {"ref:ServiceRequest/sr-2"}, {"id:urn:placer|ORD-1"}} {
+		m := message(i)
+		m.FocusKeys = keys
+		if err := l.Accept(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		c.Add(time.Second)
+	}
+	for keys, want := range map[string]string{"ref:ServiceRequest/sr-2": "task-1", "id:urn:placer|ORD-1": "task-2", "ref:ServiceRequest/sr-1": "task-0"} {
+		m, err := l.ByFocusKey(ctx, []string{"nothing", keys})
+		if err != nil || m.TaskID != want {
+			t.Errorf("%s: %v %v, want %s (the most recent)", keys, m, err, want)
+		}
+	}
+	if _, err := l.ByFocusKey(ctx, []string{"ref:Nope/1"}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown key: %v", err)
 	}
 }

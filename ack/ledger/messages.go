@@ -46,6 +46,11 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 			}
 			return unwritten(&DuplicateError{Prior: prior})
 		}
+		for _, k := range m.FocusKeys {
+			if _, err := tx.exec(`INSERT INTO focus_keys (key, task_id) VALUES ($1, $2)`, k, m.TaskID); err != nil {
+				return fmt.Errorf("ledger: insert focus key: %w", err)
+			}
+		}
 		m.OutboxSeqs = m.OutboxSeqs[:0]
 		for _, f := range m.Fillers {
 			var seq int64
@@ -102,6 +107,17 @@ func (l *SQLite) Task(ctx context.Context, taskID string) (*Message, error) {
 	return scanMessage(l.read.QueryRowContext(ctx, selectMessage+` WHERE task_id = $1`, taskID))
 }
 
+// ByFocusKey returns the most recent message whose focus is named by one of
+// keys.
+func (l *SQLite) ByFocusKey(ctx context.Context, keys []string) (*Message, error) {
+	if len(keys) == 0 {
+		return nil, ErrNotFound
+	}
+	keyJSON, _ := json.Marshal(keys)
+	return scanMessage(l.read.QueryRowContext(ctx, selectMessage+` WHERE task_id IN
+		(SELECT task_id FROM focus_keys WHERE key IN (SELECT value FROM json_each($1))) ORDER BY received_at DESC LIMIT 1`, string(keyJSON)))
+}
+
 // ByIdentity returns the message held under an identity key.
 func (l *SQLite) ByIdentity(ctx context.Context, identity string) (*Message, error) {
 	return scanMessage(l.read.QueryRowContext(ctx, selectMessage+` WHERE identity = $1`, identity))
@@ -117,6 +133,9 @@ func (l *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
 			AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.task_id = messages.task_id)
 			AND NOT EXISTS (SELECT 1 FROM callbacks WHERE callbacks.task_id = messages.task_id)`
 		if _, err := tx.exec(`DELETE FROM responses WHERE task_id IN (`+old+`)`, cutoff); err != nil {
+			return err
+		}
+		if _, err := tx.exec(`DELETE FROM focus_keys WHERE task_id IN (`+old+`)`, cutoff); err != nil {
 			return err
 		}
 		res, err := tx.exec(`DELETE FROM messages WHERE task_id IN (`+old+`)`, cutoff)

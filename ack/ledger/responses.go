@@ -8,11 +8,11 @@ import (
 )
 
 // AddResponse records a response or progress message for a task and moves
-// the task to status (unchanged when status is empty). When the task has a
+// the task to status and business (each unchanged when empty). When the task has a
 // ResponseURL, the response is also queued for pushing there, after the
 // task's earlier ones. A response whose identity is already recorded
 // returns ErrDuplicate and changes nothing.
-func (l *SQLite) AddResponse(ctx context.Context, r *Response, status string) error {
+func (l *SQLite) AddResponse(ctx context.Context, r *Response, status, business string) error {
 	r.ReceivedAt = l.now()
 	return l.do(ctx, func(tx *wtx) error {
 		var seen string
@@ -32,13 +32,10 @@ func (l *SQLite) AddResponse(ctx context.Context, r *Response, status string) er
 			r.BundleID, l.ms(r.ReceivedAt), r.TaskID); err != nil {
 			return fmt.Errorf("ledger: queue callback: %w", err)
 		}
-		q := `UPDATE messages SET updated_at = $1 WHERE task_id = $2`
-		args := []any{l.ms(r.ReceivedAt), r.TaskID}
-		if status != "" {
-			q = `UPDATE messages SET updated_at = $1, status = $3 WHERE task_id = $2`
-			args = append(args, status)
-		}
-		res, err := tx.exec(q, args...)
+		res, err := tx.exec(`UPDATE messages SET updated_at = $1,
+			status = CASE WHEN $3 = '' THEN status ELSE $3 END,
+			business_status = CASE WHEN $4 = '' THEN business_status ELSE $4 END
+			WHERE task_id = $2`, l.ms(r.ReceivedAt), r.TaskID, status, business)
 		return affected(res, err)
 	}, nil)
 }

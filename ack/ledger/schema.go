@@ -56,6 +56,12 @@ var migrations = []string{
 		last_error TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX callbacks_task_id ON callbacks (task_id, seq);`,
+	`CREATE TABLE focus_keys (
+		key     TEXT NOT NULL,
+		task_id TEXT NOT NULL
+	);
+	CREATE INDEX focus_keys_key ON focus_keys (key);
+	CREATE INDEX focus_keys_task_id ON focus_keys (task_id);`,
 }
 
 // migrate brings the schema to the latest version in one transaction.
