@@ -1,0 +1,161 @@
+package gateway_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fhirgw/fhirgw/envelope"
+	"github.com/fhirgw/fhirgw/testing/gatewaytest"
+)
+
+// placerEndpoint collects the answers pushed to a placer, in arrival order.
+type placerEndpoint struct {
+	mu  sync.Mutex
+	got [][]byte
+	srv *httptest.Server
+}
+
+func newPlacer(t *testing.T) *placerEndpoint {
+	t.Helper()
+	p := &placerEndpoint{}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		p.mu.Lock()
+		p.got = append(p.got, b)
+		p.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *placerEndpoint) received() [][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][]byte(nil), p.got...)
+}
+
+// progressMessage is a message from the lab (event lab-progress, routed
+// nowhere) carrying resources, in the order's FHIR version.
+func progressMessage(v envelope.Version, n int, resources string) []byte {
+	id := fmt.Sprintf("7a7a7a7a-0000-4000-8000-%012d", n)
+	header := fmt.Sprintf(`{"fullUrl":"urn:uuid:%s","resource":{"resourceType":"MessageHeader","id":"%s",
+		"eventCoding":{"system":"https://fhirgw.example/fhir/message-events","code":"lab-progress"},
+		"source":{"name":"lab","endpoint":"https://lab.example/fhir"}}}`, id, id)
+	identifier := ""
+	if v == envelope.R5 {
+		header = strings.Replace(header, `"endpoint"`, `"endpointUrl"`, 1)
+		identifier = fmt.Sprintf(`"identifier":{"system":"urn:ietf:rfc:3986","value":"urn:uuid:%s"},`, id)
+	}
+	return []byte(fmt.Sprintf(`{"resourceType":"Bundle","id":"%s",%s"type":"message","timestamp":"2026-11-22T10:00:00Z","entry":[%s,%s]}`,
+		id, identifier, header, resources))
+}
+
+func TestLabOrderConversation(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		fixture string
+		version envelope.Version
+	}{{"R4", "r4/lab-order.json", envelope.R4}, {"R5", "r5/lab-order.json", envelope.R5}} {
+		t.Run(tc.name, func(t *testing.T) { labConversation(t, tc.fixture, tc.version) })
+	}
+}
+
+func labConversation(t *testing.T, fixturePath string, v envelope.Version) {
+	s := gatewaytest.Start(t, gatewaytest.Config())
+	placer := newPlacer(t)
+	ct := "application/fhir+json; fhirVersion=" + v.String()
+	orderBody := fixture(t, fixturePath)
+	order, err := envelope.NewParser(envelope.Options{}).Parse(orderBody, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr := order.Entries[1] // the ServiceRequest in focus
+	r := s.Post(t, orderBody, "async=true&response-url="+placer.srv.URL+"/fhir/%24process-message", ct)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("order: %d %s", r.Status, r.Body)
+	}
+	task := r.Header.Get("Content-Location")
+	if got := s.Drain(t, "lab", 1, 10*time.Second); len(got) != 1 {
+		t.Fatalf("the lab queue holds %d messages", len(got))
+	}
+
+	ack, err := envelope.Responder{Sender: envelope.Sender{Name: "lab", Endpoint: "https://lab.example/fhir"}}.Response(order, envelope.ResponseOK, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name, status, business string
+		body                   []byte
+	}{
+		{"acknowledgement", "accepted", "response ok", ack},
+		{"specimen received", "in-progress", "specimen received", progressMessage(v, 1, fmt.Sprintf(
+			`{"fullUrl":"urn:uuid:7b7b7b7b-0000-4000-8000-000000000001","resource":{"resourceType":"Task","id":"lab-task","status":"in-progress","intent":"order",
+			"businessStatus":{"text":"specimen received"},"basedOn":[{"reference":"ServiceRequest/%s"}],"focus":{"reference":"ServiceRequest/%s"}}}`, sr.ID, sr.ID))},
+		{"preliminary result", "in-progress", "result preliminary", progressMessage(v, 2, fmt.Sprintf(
+			`{"fullUrl":"urn:uuid:7b7b7b7b-0000-4000-8000-000000000002","resource":{"resourceType":"DiagnosticReport","id":"report","status":"preliminary",
+			"code":{"text":"CBC"},"basedOn":[{"identifier":{"system":"%s","value":"%s"}}]}}`, sr.Identifiers[0].System, sr.Identifiers[0].Value))},
+		{"final result", "completed", "result final", progressMessage(v, 3, fmt.Sprintf(
+			`{"fullUrl":"urn:uuid:7b7b7b7b-0000-4000-8000-000000000003","resource":{"resourceType":"DiagnosticReport","id":"report","status":"final",
+			"code":{"text":"CBC"},"basedOn":[{"identifier":{"system":"%s","value":"%s"}}]}}`, sr.Identifiers[0].System, sr.Identifiers[0].Value))},
+	}
+	var lastModified string
+	for i, step := range steps {
+		if i > 0 {
+			// Last-Modified has a resolution of a second: between changes,
+			// a poll with the last value must get 304.
+			if r := gatewaytest.Do(t, http.MethodGet, task, nil, http.Header{"If-Modified-Since": {lastModified}}); r.Status != http.StatusNotModified {
+				t.Fatalf("before %s: poll %d, want 304", step.name, r.Status)
+			}
+			time.Sleep(1100 * time.Millisecond)
+		}
+		// The lab sends its message to the gateway.
+		if r := s.Post(t, step.body, "async=true", ct); r.Status != http.StatusOK {
+			t.Fatalf("%s: %d %s", step.name, r.Status, r.Body)
+		}
+		r := gatewaytest.Do(t, http.MethodGet, task, nil, http.Header{"If-Modified-Since": {lastModified}})
+		if lastModified != "" && r.Status != http.StatusOK {
+			t.Fatalf("after %s: poll %d, want 200 (the Task changed)", step.name, r.Status)
+		}
+		tv := readTask(t, s, task)
+		if tv.Status != step.status || tv.BusinessStatus.Text != step.business || len(tv.Output) != i+1 {
+			t.Fatalf("after %s: task %+v, want %s / %s with %d outputs", step.name, tv, step.status, step.business, i+1)
+		}
+		lastModified = r.Header.Get("Last-Modified")
+	}
+
+	deadline := time.Now().Add(20 * time.Second)
+	for len(placer.received()) < len(steps) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := placer.received()
+	if len(got) != len(steps) {
+		t.Fatalf("the placer received %d of %d messages", len(got), len(steps))
+	}
+	for i, step := range steps {
+		if string(got[i]) != string(step.body) {
+			t.Errorf("message %d at the placer is not the %s: out of order or altered", i, step.name)
+		}
+	}
+}
+
+func TestFatalErrorRejectsTheTask(t *testing.T) {
+	s := gatewaytest.Start(t, gatewaytest.Config())
+	orderBody := fixture(t, "r4/lab-order.json")
+	r := s.Post(t, orderBody, "async=true", "")
+	order, _ := envelope.NewParser(envelope.Options{}).Parse(orderBody, envelope.R4)
+	oo := envelope.NewOutcome(envelope.Issue{Severity: envelope.SeverityError, Code: envelope.IssueInvalid, Diagnostics: "unknown test code"})
+	reject, _ := envelope.Responder{Sender: envelope.Sender{Name: "lab", Endpoint: "https://lab.example/fhir"}}.Response(order, envelope.ResponseFatalError, &oo)
+	if resp := s.Post(t, reject, "async=true", ""); resp.Status != http.StatusOK {
+		t.Fatalf("rejection: %d %s", resp.Status, resp.Body)
+	}
+	if tv := readTask(t, s, r.Header.Get("Content-Location")); tv.Status != "rejected" || len(tv.Output) != 1 {
+		t.Errorf("task %+v", tv)
+	}
+}
