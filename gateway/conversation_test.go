@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fhirgw/fhirgw/envelope"
+	"github.com/fhirgw/fhirgw/gateway"
 	"github.com/fhirgw/fhirgw/testing/gatewaytest"
 )
 
@@ -157,5 +159,48 @@ func TestFatalErrorRejectsTheTask(t *testing.T) {
 	}
 	if tv := readTask(t, s, r.Header.Get("Content-Location")); tv.Status != "rejected" || len(tv.Output) != 1 {
 		t.Errorf("task %+v", tv)
+	}
+}
+
+func TestTaskSearchForPolling(t *testing.T) {
+	s := gatewaytest.Start(t, gatewaytest.Config())
+	before := time.Now().UTC().Add(-time.Second).Format(time.RFC3339)
+	first := s.Post(t, fixture(t, "r4/lab-order.json"), "async=true", "")
+	second := s.Post(t, fixture(t, "r5/lab-order.json"), "async=true", "application/fhir+json; fhirVersion=5.0")
+	if first.Status != http.StatusAccepted || second.Status != http.StatusAccepted {
+		t.Fatalf("%d %d", first.Status, second.Status)
+	}
+	type searchset struct {
+		ResourceType, Type string
+		Total              int
+		Entry              []struct {
+			FullURL  string
+			Resource struct{ ID, Status string }
+		}
+	}
+	search := func(query string) searchset {
+		t.Helper()
+		r := s.Get(t, "/Task?"+query, nil)
+		var b searchset
+		if err := json.Unmarshal(r.Body, &b); err != nil || r.Status != http.StatusOK || b.Type != "searchset" {
+			t.Fatalf("%s: %d %s", query, r.Status, r.Body)
+		}
+		return b
+	}
+	if b := search("_lastUpdated=gt" + before); b.Total != 2 {
+		t.Errorf("updated since before: %d", b.Total)
+	}
+	if b := search("identifier=" + gateway.IdentitySystem + "|4b0c2d1e-7f6a-4e3b-9c8d-1a2b3c4d5e01"); b.Total != 1 ||
+		b.Entry[0].FullURL != first.Header.Get("Content-Location") {
+		t.Errorf("by identifier: %+v", b)
+	}
+	if b := search("status=completed,cancelled"); b.Total != 0 {
+		t.Errorf("by status: %+v", b)
+	}
+	if b := search("_lastUpdated=gt" + time.Now().UTC().Add(time.Hour).Format(time.RFC3339)); b.Total != 0 {
+		t.Errorf("updated in the future: %+v", b)
+	}
+	if r := s.Get(t, "/Task?_lastUpdated=lt2026-01-01", nil); r.Status != http.StatusBadRequest {
+		t.Errorf("an unsupported prefix: %d", r.Status)
 	}
 }

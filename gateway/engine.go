@@ -21,6 +21,7 @@ func (g *Gateway) routesEngine(reg *prometheus.Registry) *gin.Engine {
 	}))
 	fhir := e.Group(strings.TrimSuffix(g.cfg.HTTP.BasePath, "/"))
 	fhir.POST("/$process-message", g.processMessage)
+	fhir.GET("/Task", g.searchTasks)
 	fhir.GET("/Task/:id", g.readTask)
 	fhir.GET("/Bundle/:id", g.readBundle)
 	fhir.GET("/metadata", g.capabilityStatement)

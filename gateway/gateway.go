@@ -29,6 +29,7 @@ type Ledger interface {
 	Task(ctx context.Context, taskID string) (*ledger.Message, error)
 	ByIdentity(ctx context.Context, identity string) (*ledger.Message, error)
 	ByFocusKey(ctx context.Context, keys []string) (*ledger.Message, error)
+	SearchTasks(ctx context.Context, q ledger.TaskQuery) ([]*ledger.Message, error)
 	AddResponse(ctx context.Context, r *ledger.Response, status, business string) error
 	Responses(ctx context.Context, taskID string) ([]ledger.Response, error)
 	Bundle(ctx context.Context, bundleID string) (*ledger.Response, error)

@@ -359,3 +359,42 @@ func TestByFocusKey(t *testing.T) {
 		t.Errorf("unknown key: %v", err)
 	}
 }
+
+func TestSearchTasks(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	l := open(t, filepath.Join(t.TempDir(), "l.db"), c)
+	start := c.Now()
+	for i := range 4 {
+		if err := l.Accept(ctx, message(i)); err != nil {
+			t.Fatal(err)
+		}
+		c.Add(time.Second)
+	}
+	if _, err := l.Transition(ctx, "task-1", "accepted", nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(ms []*Message) string {
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.TaskID)
+		}
+		return fmt.Sprint(out)
+	}
+	for name, tc := range map[string]struct {
+		q    TaskQuery
+		want string
+	}{
+		"all, newest first": {TaskQuery{}, "[task-1 task-3 task-2 task-0]"},
+		"by identity":       {TaskQuery{Identity: "header-2"}, "[task-2]"},
+		"updated after":     {TaskQuery{UpdatedAfter: start.Add(1500 * time.Millisecond)}, "[task-1 task-3 task-2]"},
+		"by status":         {TaskQuery{Statuses: []string{"accepted", "cancelled"}}, "[task-1]"},
+		"limit":             {TaskQuery{Limit: 2}, "[task-1 task-3]"},
+		"nothing matches":   {TaskQuery{Identity: "nope"}, "[]"},
+	} {
+		got, err := l.SearchTasks(ctx, tc.q)
+		if err != nil || ids(got) != tc.want {
+			t.Errorf("%s: %s %v, want %s", name, ids(got), err, tc.want)
+		}
+	}
+}

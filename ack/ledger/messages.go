@@ -118,6 +118,46 @@ func (l *SQLite) ByFocusKey(ctx context.Context, keys []string) (*Message, error
 		(SELECT task_id FROM focus_keys WHERE key IN (SELECT value FROM json_each($1))) ORDER BY received_at DESC LIMIT 1`, string(keyJSON)))
 }
 
+// TaskQuery selects tasks; zero fields select everything.
+type TaskQuery struct {
+	Identity     string
+	UpdatedAfter time.Time // strictly after
+	Statuses     []string
+	Limit        int
+}
+
+// SearchTasks returns the tasks q selects, most recently updated first.
+func (l *SQLite) SearchTasks(ctx context.Context, q TaskQuery) ([]*Message, error) {
+	statuses := []byte("[]")
+	if len(q.Statuses) > 0 {
+		statuses, _ = json.Marshal(q.Statuses)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	after := int64(-1)
+	if !q.UpdatedAfter.IsZero() {
+		after = l.ms(q.UpdatedAfter)
+	}
+	rows, err := l.read.QueryContext(ctx, selectMessage+` WHERE ($1 = '' OR identity = $1) AND updated_at > $2
+		AND ($3 = '[]' OR status IN (SELECT value FROM json_each($3))) ORDER BY updated_at DESC LIMIT $4`,
+		q.Identity, after, string(statuses), limit)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: search tasks: %w", err)
+	}
+	defer rows.Close()
+	var out []*Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
 // ByIdentity returns the message held under an identity key.
 func (l *SQLite) ByIdentity(ctx context.Context, identity string) (*Message, error) {
 	return scanMessage(l.read.QueryRowContext(ctx, selectMessage+` WHERE identity = $1`, identity))
