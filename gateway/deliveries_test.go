@@ -105,3 +105,31 @@ func TestParkedDeliveryFailsTheTaskAndAnswersThePlacer(t *testing.T) {
 		t.Errorf("the placer's answer: %v %s", err, b.Body)
 	}
 }
+
+func TestASilentFillerPastTheAckDeadlineFailsTheTask(t *testing.T) {
+	cfg := gatewaytest.Config()
+	cfg.Routes[0].AckDeadline = gateway.Duration(300 * time.Millisecond)
+	s := gatewaytest.Start(t, cfg)
+	placer := newPlacer(t)
+	r := s.Post(t, fixture(t, "r4/lab-order.json"), "async=true&response-url="+placer.srv.URL, "")
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+	loc := r.Header.Get("Content-Location")
+	deadline := time.Now().Add(15 * time.Second)
+	for len(placer.received()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := placer.received()
+	if len(got) != 1 {
+		t.Fatalf("the placer received %d messages, want the transient-error response", len(got))
+	}
+	resp, err := envelope.NewParser(envelope.Options{}).Parse(got[0], envelope.R4)
+	if err != nil || resp.Header.Response.Code != envelope.ResponseTransientError {
+		t.Errorf("the placer got %v %s", err, got[0])
+	}
+	tv := readTask(t, s, loc)
+	if tv.Status != "failed" || !bytes.Contains([]byte(tv.BusinessStatus.Text), []byte("acknowledgement overdue")) {
+		t.Errorf("task %+v", tv)
+	}
+}

@@ -30,6 +30,7 @@ type Ledger interface {
 	ByIdentity(ctx context.Context, identity string) (*ledger.Message, error)
 	ByFocusKey(ctx context.Context, keys []string) (*ledger.Message, error)
 	SearchTasks(ctx context.Context, q ledger.TaskQuery) ([]*ledger.Message, error)
+	Overdue(ctx context.Context, now time.Time, limit int) ([]*ledger.Message, error)
 	AddResponse(ctx context.Context, r *ledger.Response, status, business string) error
 	Responses(ctx context.Context, taskID string) ([]ledger.Response, error)
 	Bundle(ctx context.Context, bundleID string) (*ledger.Response, error)
@@ -65,6 +66,9 @@ type Options struct {
 	PurgeInterval time.Duration
 	// Pusher, when set, is told when an answer is queued for a placer.
 	Pusher interface{ Notify() }
+	// SweepInterval is how often acknowledgement deadlines are checked
+	// (default 1s).
+	SweepInterval time.Duration
 }
 
 // Gateway serves the HTTP API.
@@ -85,6 +89,7 @@ type Gateway struct {
 	base       string // public base URL, for Content-Location and emitted messages
 	purgeEvery time.Duration
 	pusher     interface{ Notify() }
+	sweepEvery time.Duration
 }
 
 // New checks opts and builds the gateway's handler.
@@ -115,6 +120,10 @@ func New(opts Options) (*Gateway, error) {
 		base:   publicBase(opts.Config.HTTP),
 	}
 	g.pusher = opts.Pusher
+	g.sweepEvery = opts.SweepInterval
+	if g.sweepEvery <= 0 {
+		g.sweepEvery = time.Second
+	}
 	g.purgeEvery = opts.PurgeInterval
 	if g.purgeEvery <= 0 {
 		g.purgeEvery = min(time.Duration(opts.Config.ReliableCacheMinutes)*time.Minute/10, time.Minute)
@@ -141,7 +150,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener, grace time.Duratio
 	srv := &http.Server{Handler: g.engine, ReadHeaderTimeout: 10 * time.Second}
 	purgeCtx, stopPurge := context.WithCancel(ctx)
 	purged := make(chan struct{})
-	go func() { g.purgeLoop(purgeCtx); close(purged) }()
+	go func() { g.housekeeping(purgeCtx); close(purged) }()
 	defer func() { stopPurge(); <-purged }()
 
 	served := make(chan error, 1)
@@ -160,22 +169,52 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener, grace time.Duratio
 	return nil
 }
 
-// purgeLoop forgets messages older than the duplicate-detection window.
-func (g *Gateway) purgeLoop(ctx context.Context) {
+// housekeeping forgets messages older than the duplicate-detection window
+// and fails exchanges whose filler stayed silent past the route's
+// acknowledgement deadline.
+func (g *Gateway) housekeeping(ctx context.Context) {
 	window := time.Duration(g.cfg.ReliableCacheMinutes) * time.Minute
-	tick := time.NewTicker(g.purgeEvery)
-	defer tick.Stop()
+	purge := time.NewTicker(g.purgeEvery)
+	defer purge.Stop()
+	sweep := time.NewTicker(g.sweepEvery)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-purge.C:
 			n, err := g.ledger.Purge(ctx, g.now().Add(-window))
 			if err != nil && ctx.Err() == nil {
 				g.log.Warn("purging the duplicate cache failed", zap.Error(err))
 			} else if n > 0 {
 				g.log.Info("purged messages past the duplicate-detection window", zap.Int("messages", n))
 			}
+		case <-sweep.C:
+			g.sweepOverdue(ctx)
+		}
+	}
+}
+
+// sweepOverdue fails the Tasks whose acknowledgement deadline passed and
+// tells their placers with a transient-error response.
+func (g *Gateway) sweepOverdue(ctx context.Context) {
+	overdue, err := g.ledger.Overdue(ctx, g.now(), 100)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.log.Warn("checking acknowledgement deadlines failed", zap.Error(err))
+		}
+		return
+	}
+	for _, m := range overdue {
+		why := fmt.Sprintf("no acknowledgement from %s within the deadline (%s)", strings.Join(m.Fillers, ", "),
+			m.AckDue.Sub(m.ReceivedAt).Round(time.Second))
+		moved, err := g.ledger.Transition(ctx, m.TaskID, "failed", []string{"requested", "received"}, "acknowledgement overdue: "+why)
+		if err != nil || !moved {
+			continue
+		}
+		g.log.Warn("acknowledgement overdue", zap.String("taskId", m.TaskID), zap.Strings("fillers", m.Fillers))
+		if err := g.answerPlacer(ctx, m.TaskID, m.Body, m.FHIRVersion, envelope.ResponseTransientError, why); err != nil {
+			g.log.Warn("telling the placer about an overdue acknowledgement failed", zap.String("taskId", m.TaskID), zap.Error(err))
 		}
 	}
 }

@@ -138,6 +138,9 @@ func (g *Gateway) custody(ctx context.Context, msg *envelope.Message, route rout
 		FHIRVersion: msg.Version.String(), Event: msg.Header.Event.Key(), Fillers: route.Fillers, Body: msg.Raw,
 		ResponseURL: g.callbackURL(msg, responseURL), Status: "requested", Answer: a, FocusKeys: ack.FocusKeys(msg),
 	}
+	if route.AckDeadline > 0 {
+		m.AckDue = g.now().Add(route.AckDeadline)
+	}
 	err := g.ledger.Accept(ctx, m)
 	var dup *ledger.DuplicateError
 	switch {

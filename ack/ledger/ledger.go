@@ -69,6 +69,9 @@ type Message struct {
 	BusinessStatus string
 	// Answer is what the placer was told; duplicates get it again.
 	Answer Answer
+	// AckDue is when the filler must have acknowledged the message (zero:
+	// no deadline).
+	AckDue time.Time
 	// ReceivedAt is when custody began; UpdatedAt the last change;
 	// RoutedAt when the broker confirmed the last publish (zero before).
 	ReceivedAt time.Time

@@ -32,10 +32,10 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 		}
 		// The unique identity decides: no row inserted means a duplicate.
 		res, err := tx.exec(`INSERT INTO messages (task_id, identity, bundle_id, header_id, fhir_version, event, fillers, body,
-			response_url, status, answer_status, answer_type, answer_body, received_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (identity) DO NOTHING`,
+			response_url, status, answer_status, answer_type, answer_body, received_at, updated_at, ack_due)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (identity) DO NOTHING`,
 			m.TaskID, m.Identity, m.BundleID, m.HeaderID, m.FHIRVersion, m.Event, strings.Join(m.Fillers, ","), m.Body,
-			m.ResponseURL, m.Status, m.Answer.Status, m.Answer.ContentType, nonNil(m.Answer.Body), l.ms(now), l.ms(now))
+			m.ResponseURL, m.Status, m.Answer.Status, m.Answer.ContentType, nonNil(m.Answer.Body), l.ms(now), l.ms(now), msOrZero(m.AckDue))
 		if err != nil {
 			return fmt.Errorf("ledger: insert message: %w", err)
 		}
@@ -158,6 +158,33 @@ func (l *SQLite) SearchTasks(ctx context.Context, q TaskQuery) ([]*Message, erro
 	return out, rows.Err()
 }
 
+// Overdue returns up to limit tasks whose acknowledgement deadline passed
+// before now while they were still requested or received.
+func (l *SQLite) Overdue(ctx context.Context, now time.Time, limit int) ([]*Message, error) {
+	rows, err := l.read.QueryContext(ctx, selectMessage+` WHERE ack_due > 0 AND ack_due < $1 AND status IN ('requested', 'received')
+		ORDER BY ack_due LIMIT $2`, l.ms(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: overdue tasks: %w", err)
+	}
+	defer rows.Close()
+	var out []*Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func msOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
 // ByIdentity returns the message held under an identity key.
 func (l *SQLite) ByIdentity(ctx context.Context, identity string) (*Message, error) {
 	return scanMessage(l.read.QueryRowContext(ctx, selectMessage+` WHERE identity = $1`, identity))
@@ -189,16 +216,16 @@ func (l *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
 }
 
 const selectMessage = `SELECT task_id, identity, bundle_id, header_id, fhir_version, event, fillers, body, response_url, status,
-	business_status, answer_status, answer_type, answer_body, received_at, updated_at, routed_at FROM messages`
+	business_status, answer_status, answer_type, answer_body, received_at, updated_at, routed_at, ack_due FROM messages`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
 func scanMessage(row rowScanner) (*Message, error) {
 	var m Message
 	var fillers string
-	var received, updated, routed int64
+	var received, updated, routed, ackDue int64
 	err := row.Scan(&m.TaskID, &m.Identity, &m.BundleID, &m.HeaderID, &m.FHIRVersion, &m.Event, &fillers, &m.Body, &m.ResponseURL,
-		&m.Status, &m.BusinessStatus, &m.Answer.Status, &m.Answer.ContentType, &m.Answer.Body, &received, &updated, &routed)
+		&m.Status, &m.BusinessStatus, &m.Answer.Status, &m.Answer.ContentType, &m.Answer.Body, &received, &updated, &routed, &ackDue)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -208,7 +235,7 @@ func scanMessage(row rowScanner) (*Message, error) {
 	if fillers != "" {
 		m.Fillers = strings.Split(fillers, ",")
 	}
-	m.ReceivedAt, m.UpdatedAt, m.RoutedAt = fromMS(received), fromMS(updated), fromMS(routed)
+	m.ReceivedAt, m.UpdatedAt, m.RoutedAt, m.AckDue = fromMS(received), fromMS(updated), fromMS(routed), fromMS(ackDue)
 	return &m, nil
 }
 

@@ -62,6 +62,8 @@ var migrations = []string{
 	);
 	CREATE INDEX focus_keys_key ON focus_keys (key);
 	CREATE INDEX focus_keys_task_id ON focus_keys (task_id);`,
+	`ALTER TABLE messages ADD COLUMN ack_due INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX messages_ack_due ON messages (ack_due) WHERE ack_due > 0;`,
 }
 
 // migrate brings the schema to the latest version in one transaction.

@@ -118,7 +118,7 @@ func Start(t testing.TB, cfg gateway.Config, opts ...Option) *Stack {
 	pushDone := make(chan struct{})
 	go func() { _ = pusher.Run(pushCtx); close(pushDone) }()
 	gw, err := gateway.New(gateway.Options{Config: cfg, Ledger: led, Routes: table, Relay: relay, Log: log, Version: "test",
-		Now: o.now, PurgeInterval: o.purgeInterval, Pusher: pusher})
+		Now: o.now, PurgeInterval: o.purgeInterval, Pusher: pusher, SweepInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
