@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,5 +132,69 @@ func TestASilentFillerPastTheAckDeadlineFailsTheTask(t *testing.T) {
 	tv := readTask(t, s, loc)
 	if tv.Status != "failed" || !bytes.Contains([]byte(tv.BusinessStatus.Text), []byte("acknowledgement overdue")) {
 		t.Errorf("task %+v", tv)
+	}
+}
+
+// cancellation turns the lab order into its cancellation: a new identity,
+// the cancel event, the same ServiceRequest (revoked) in focus.
+func cancellation(t *testing.T) []byte {
+	t.Helper()
+	b := fixture(t, "r4/lab-order.json")
+	b = bytes.Replace(b, []byte(`"code": "lab-order"`), []byte(`"code": "lab-order-cancel"`), 1)
+	b = bytes.ReplaceAll(b, []byte("4b0c2d1e-7f6a-4e3b-9c8d-1a2b3c4d5e01"), []byte("4b0c2d1e-7f6a-4e3b-9c8d-1a2b3c4d5ecc"))
+	b = bytes.Replace(b, []byte("b4a1c2d3-0000-4000-8000-000000000001"), []byte("b4a1c2d3-0000-4000-8000-0000000000cc"), 1)
+	return bytes.Replace(b, []byte(`"status": "active"`), []byte(`"status": "revoked"`), 1)
+}
+
+func TestCancelBeforeDeliveryIsNeverDelivered(t *testing.T) {
+	var open atomic.Bool
+	var delivered atomic.Int32
+	filler := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !open.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		delivered.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer filler.Close()
+	cfg := httpConfig(filler.URL)
+	cfg.Fillers[0].Retry = gateway.RetryConfig{MaxAttempts: 10, InitialBackoff: gateway.Duration(300 * time.Millisecond), MaxBackoff: gateway.Duration(300 * time.Millisecond)}
+	cfg.Routes[0].CancelEvent = "https://fhirgw.example/fhir/message-events|lab-order-cancel"
+	s := gatewaytest.Start(t, cfg)
+	order := s.Post(t, fixture(t, "r4/lab-order.json"), "async=true", "")
+	if order.Status != http.StatusAccepted {
+		t.Fatalf("order %d", order.Status)
+	}
+	cancel := s.Post(t, cancellation(t), "async=true", "")
+	if cancel.Status != http.StatusOK {
+		t.Fatalf("cancellation %d %s", cancel.Status, cancel.Body)
+	}
+	open.Store(true)
+	time.Sleep(1500 * time.Millisecond) // several retry periods: a delivery would have happened
+	if delivered.Load() != 0 {
+		t.Errorf("the cancelled order was delivered %d times", delivered.Load())
+	}
+	if tv := readTask(t, s, order.Header.Get("Content-Location")); tv.Status != "cancelled" {
+		t.Errorf("order task %+v", tv)
+	}
+	if again := s.Post(t, cancellation(t), "async=true", ""); again.Status != http.StatusOK || !bytes.Equal(again.Body, cancel.Body) {
+		t.Errorf("the cancellation resent: %d %s", again.Status, again.Body)
+	}
+}
+
+func TestCancelAfterDeliveryIsRoutedToTheFiller(t *testing.T) {
+	cfg := gatewaytest.Config()
+	cfg.Routes[0].CancelEvent = "https://fhirgw.example/fhir/message-events|lab-order-cancel"
+	cfg.Routes = append(cfg.Routes, gateway.RouteConfig{Event: "https://fhirgw.example/fhir/message-events|lab-order-cancel", Fillers: []string{"lab"}})
+	s := gatewaytest.Start(t, cfg) // lab consumes its queue itself: the gateway cannot hold the order back
+	if r := s.Post(t, fixture(t, "r4/lab-order.json"), "async=true", ""); r.Status != http.StatusAccepted {
+		t.Fatalf("order %d", r.Status)
+	}
+	if r := s.Post(t, cancellation(t), "async=true", ""); r.Status != http.StatusAccepted {
+		t.Fatalf("cancellation %d %s", r.Status, r.Body)
+	}
+	if got := s.Drain(t, "lab", 2, 10*time.Second); len(got) != 2 {
+		t.Errorf("the lab queue holds %d messages, want the order and its cancellation", len(got))
 	}
 }

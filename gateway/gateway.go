@@ -90,6 +90,8 @@ type Gateway struct {
 	purgeEvery time.Duration
 	pusher     interface{ Notify() }
 	sweepEvery time.Duration
+	// httpFillers are the fillers the gateway delivers to itself.
+	httpFillers map[string]bool
 }
 
 // New checks opts and builds the gateway's handler.
@@ -118,6 +120,10 @@ func New(opts Options) (*Gateway, error) {
 		now: opts.Now, newID: opts.NewID, version: v, waiters: newWaiters(),
 		parser: envelope.NewParser(envelope.Options{DefaultVersion: v, Limits: envelope.Limits{MaxBytes: opts.Config.HTTP.MaxBodyBytes}}),
 		base:   publicBase(opts.Config.HTTP),
+	}
+	g.httpFillers = map[string]bool{}
+	for _, f := range opts.Config.Fillers {
+		g.httpFillers[f.ID] = f.Adapter == "http"
 	}
 	g.pusher = opts.Pusher
 	g.sweepEvery = opts.SweepInterval

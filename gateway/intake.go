@@ -54,6 +54,10 @@ func (g *Gateway) processMessage(c *gin.Context) {
 		g.takeProgress(c, req, msg)
 		return
 	}
+	if g.cancelBeforeDelivery(c, msg) {
+		outcome = "cancellation"
+		return
+	}
 	route, err := g.routes.Match(msg.Header.Event)
 	if err != nil {
 		outcome = "unroutable"

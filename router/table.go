@@ -52,6 +52,17 @@ func (t *Table) Match(ev envelope.Event) (Route, error) {
 	return Route{}, fmt.Errorf("%w %s", ErrNoRoute, ev)
 }
 
+// CancelRoute returns the route whose cancelEvent is ev: ev's messages
+// cancel that route's orders.
+func (t *Table) CancelRoute(ev envelope.Event) (Route, bool) {
+	for _, r := range t.routes {
+		if r.CancelEvent != "" && matches(r.CancelEvent, ev) {
+			return r, true
+		}
+	}
+	return Route{}, false
+}
+
 // matches reports whether a configured event names ev. A pattern with a '|'
 // is system|code and matches Codings; one without matches an eventUri or
 // eventCanonical exactly (a canonical's |version is ignored on both sides).

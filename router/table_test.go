@@ -53,3 +53,16 @@ func TestTableMatch(t *testing.T) {
 		t.Error("a route without fillers was accepted")
 	}
 }
+
+func TestCancelRoute(t *testing.T) {
+	table, _ := NewTable([]Route{
+		{Event: "urn:e|order", Fillers: []string{"lab"}, CancelEvent: "urn:e|order-cancel"},
+		{Event: "urn:e|order-cancel", Fillers: []string{"lab"}},
+	})
+	if r, ok := table.CancelRoute(envelope.Event{Kind: envelope.EventCoding, System: "urn:e", Code: "order-cancel"}); !ok || r.Event != "urn:e|order" {
+		t.Errorf("cancel route %+v %v", r, ok)
+	}
+	if _, ok := table.CancelRoute(envelope.Event{Kind: envelope.EventCoding, System: "urn:e", Code: "order"}); ok {
+		t.Error("an order event taken for a cancellation")
+	}
+}

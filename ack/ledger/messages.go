@@ -32,10 +32,10 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 		}
 		// The unique identity decides: no row inserted means a duplicate.
 		res, err := tx.exec(`INSERT INTO messages (task_id, identity, bundle_id, header_id, fhir_version, event, fillers, body,
-			response_url, status, answer_status, answer_type, answer_body, received_at, updated_at, ack_due)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (identity) DO NOTHING`,
+			response_url, status, business_status, answer_status, answer_type, answer_body, received_at, updated_at, ack_due)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (identity) DO NOTHING`,
 			m.TaskID, m.Identity, m.BundleID, m.HeaderID, m.FHIRVersion, m.Event, strings.Join(m.Fillers, ","), m.Body,
-			m.ResponseURL, m.Status, m.Answer.Status, m.Answer.ContentType, nonNil(m.Answer.Body), l.ms(now), l.ms(now), msOrZero(m.AckDue))
+			m.ResponseURL, m.Status, m.BusinessStatus, m.Answer.Status, m.Answer.ContentType, nonNil(m.Answer.Body), l.ms(now), l.ms(now), msOrZero(m.AckDue))
 		if err != nil {
 			return fmt.Errorf("ledger: insert message: %w", err)
 		}

@@ -1,0 +1,71 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/fhirgw/fhirgw/ack"
+	"github.com/fhirgw/fhirgw/ack/ledger"
+	"github.com/fhirgw/fhirgw/envelope"
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+)
+
+// cancelBeforeDelivery handles a message whose event is a route's
+// cancelEvent: when the order it cancels (found by its focus) is still
+// waiting for delivery to fillers the gateway delivers itself (http), the
+// order is cancelled and never delivered, and the cancellation is answered
+// 200. It reports false when the message must be routed like any other
+// (no such order, already delivered, or a filler that consumes its queue
+// itself).
+func (g *Gateway) cancelBeforeDelivery(c *gin.Context, msg *envelope.Message) bool {
+	if _, ok := g.routes.CancelRoute(msg.Header.Event); !ok {
+		return false
+	}
+	ctx := c.Request.Context()
+	if prior, err := g.ledger.ByIdentity(ctx, msg.Identity.Key()); err == nil {
+		g.replay(c, msg, prior.Answer, prior.TaskID) // a cancellation sent again
+		return true
+	}
+	order, err := g.ledger.ByFocusKey(ctx, ack.FocusKeys(msg))
+	if err != nil || order.Status != "requested" || !g.deliversItself(order.Fillers) {
+		return false
+	}
+	why := fmt.Sprintf("cancelled by message %s before delivery", msg.Identity.Key())
+	moved, err := g.ledger.Transition(ctx, order.TaskID, "cancelled", []string{"requested"}, why)
+	if err != nil || !moved {
+		return false
+	}
+	g.log.Info("order cancelled before delivery", zap.String("taskId", order.TaskID), zap.String("by", msg.Identity.Key()))
+	g.recordCancellation(ctx, c, msg, order)
+	return true
+}
+
+// recordCancellation keeps the cancellation message, with its answer, so
+// that a resend of it is answered the same.
+func (g *Gateway) recordCancellation(ctx context.Context, c *gin.Context, msg *envelope.Message, order *ledger.Message) {
+	a := ledger.Answer{Status: http.StatusOK, ContentType: contentType(msg.Version),
+		Body: information(fmt.Sprintf("Task/%s (message %s) was cancelled before it was delivered", order.TaskID, order.Identity))}
+	taskID := g.newID()
+	m := &ledger.Message{
+		TaskID: taskID, Identity: msg.Identity.Key(), BundleID: msg.BundleID, HeaderID: msg.Header.ID,
+		FHIRVersion: msg.Version.String(), Event: msg.Header.Event.Key(), Body: msg.Raw,
+		Status: "completed", BusinessStatus: "cancelled Task/" + order.TaskID, Answer: a,
+	}
+	if err := g.ledger.Accept(ctx, m); err != nil {
+		g.log.Warn("recording a cancellation failed", zap.String("taskId", order.TaskID), zap.Error(err))
+	}
+	g.answer(c, msg.Version, a, taskID)
+}
+
+// deliversItself reports whether every filler is one the gateway delivers
+// to (adapter http), so that it can still hold a message back.
+func (g *Gateway) deliversItself(fillers []string) bool {
+	for _, id := range fillers {
+		if !g.httpFillers[id] {
+			return false
+		}
+	}
+	return len(fillers) > 0
+}
