@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/fhirgw/fhirgw/envelope"
 	"github.com/fhirgw/fhirgw/gateway"
 	"github.com/fhirgw/fhirgw/testing/gatewaytest"
+	"github.com/fhirgw/fhirgw/testing/samplefiller"
 )
 
 // placerEndpoint collects the answers pushed to a placer, in arrival order.
@@ -202,5 +204,24 @@ func TestTaskSearchForPolling(t *testing.T) {
 	}
 	if r := s.Get(t, "/Task?_lastUpdated=lt2026-01-01", nil); r.Status != http.StatusBadRequest {
 		t.Errorf("an unsupported prefix: %d", r.Status)
+	}
+}
+
+func TestSampleFillerReportsProgress(t *testing.T) {
+	s := gatewaytest.Start(t, gatewaytest.Config())
+	f := samplefiller.New(samplefiller.Config{AMQPURL: s.Config.AMQP.URL, Queue: s.Topology.FillerQueue("lab"), GatewayURL: s.Base, Progress: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = f.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	r := s.Post(t, fixture(t, "r4/lab-order.json"), "async=true", "")
+	loc := r.Header.Get("Content-Location")
+	deadline := time.Now().Add(15 * time.Second)
+	tv := readTask(t, s, loc)
+	for ; tv.Status != "completed" && time.Now().Before(deadline); tv = readTask(t, s, loc) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if tv.Status != "completed" || len(tv.Output) != 3 || tv.BusinessStatus.Text != "results final" {
+		t.Errorf("task %+v, want completed after an ack and two progress messages", tv)
 	}
 }

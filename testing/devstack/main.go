@@ -76,14 +76,15 @@ func run(ctx context.Context, bin, config string) error {
 	}
 	log, _ := zap.NewDevelopment()
 	filler := samplefiller.New(samplefiller.Config{
-		AMQPURL: broker.URL(), Queue: cfg.AMQP.Prefix + ".filler.lab", GatewayURL: base, Name: "sample lab", Log: log,
+		AMQPURL: broker.URL(), Queue: cfg.AMQP.Prefix + ".filler.lab", GatewayURL: base, Name: "sample lab", Log: log, Progress: true,
 	})
 	fillerDone := make(chan error, 1)
 	go func() { fillerDone <- filler.Run(ctx) }()
 
 	fmt.Printf(`
 fhirgw is running at %[1]s with the demo configuration (%[2]s)
-and a sample lab filler that answers every lab order with an ok response.
+and a sample lab filler that answers every lab order with an ok response,
+then reports progress (specimen received) and completion.
 
 Send a lab order and get the lab's response back (synchronous):
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fhirgw/fhirgw/envelope"
+	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/zap"
 )
@@ -29,6 +30,9 @@ type Config struct {
 	Silent bool
 	// Delay waits before answering.
 	Delay time.Duration
+	// Progress follows an ok response with two progress messages: a Task
+	// in progress, then completed, pointing at the request's focus.
+	Progress bool
 	// Name and Endpoint describe the filler as the source of its responses.
 	Name     string
 	Endpoint string
@@ -144,6 +148,13 @@ func (f *Filler) handle(ctx context.Context, d amqp.Delivery) {
 	switch {
 	case err == nil && status < 300:
 		f.answered.Add(1)
+		if f.cfg.Progress && f.cfg.Code == envelope.ResponseOK {
+			for _, step := range []struct{ status, business string }{{"in-progress", "specimen received"}, {"completed", "results final"}} {
+				if _, err := f.post(ctx, progressMessage(req, step.status, step.business), req.Version); err != nil {
+					f.cfg.Log.Warn("reporting progress failed", zap.String("messageId", d.MessageId), zap.Error(err))
+				}
+			}
+		}
 		_ = d.Ack(false)
 	case err == nil && status < 500:
 		f.cfg.Log.Warn("the gateway refused the response", zap.String("messageId", d.MessageId), zap.Int("status", status))
@@ -168,4 +179,29 @@ func (f *Filler) post(ctx context.Context, body []byte, v envelope.Version) (int
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// progressMessage is a message carrying a Task of the given status whose
+// focus and basedOn point at the request's first focus resource.
+func progressMessage(req *envelope.Message, status, business string) []byte {
+	focus := ""
+	if len(req.Header.Focus) > 0 {
+		if e, ok := req.Resolve(req.Header.Focus[0]); ok && e.ID != "" {
+			focus = e.ResourceType + "/" + e.ID
+		}
+	}
+	id, task := uuid.NewString(), uuid.NewString()
+	source, identifier := `"endpoint":"http://sample-filler.invalid/fhir"`, ""
+	if req.Version == envelope.R5 {
+		source = `"endpointUrl":"http://sample-filler.invalid/fhir"`
+		identifier = fmt.Sprintf(`"identifier":{"system":"urn:ietf:rfc:3986","value":"urn:uuid:%s"},`, id)
+	}
+	ev := req.Header.Event
+	return []byte(fmt.Sprintf(`{"resourceType":"Bundle","id":%q,%s"type":"message","timestamp":%q,"entry":[
+{"fullUrl":"urn:uuid:%s","resource":{"resourceType":"MessageHeader","id":%q,
+ "eventCoding":{"system":%q,"code":%q},"source":{"name":"sample filler",%s},"focus":[{"reference":"urn:uuid:%s"}]}},
+{"fullUrl":"urn:uuid:%s","resource":{"resourceType":"Task","id":%q,"status":%q,"intent":"order",
+ "businessStatus":{"text":%q},"basedOn":[{"reference":%q}],"focus":{"reference":%q}}}]}`,
+		id, identifier, time.Now().UTC().Format(time.RFC3339), id, id, ev.System, ev.Code+"-progress", source, task,
+		task, task, status, business, focus, focus))
 }
