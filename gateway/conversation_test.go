@@ -225,3 +225,19 @@ func TestSampleFillerReportsProgress(t *testing.T) {
 		t.Errorf("task %+v, want completed after an ack and two progress messages", tv)
 	}
 }
+
+func TestARoutedMessageIsNeverTakenForProgress(t *testing.T) {
+	s := gatewaytest.Start(t, gatewaytest.Config())
+	// The lab result points at the order's ServiceRequest, but lab-result has
+	// a route: it is a new message, routed to lab and archive.
+	if r := s.Post(t, fixture(t, "r4/lab-order.json"), "async=true", ""); r.Status != http.StatusAccepted {
+		t.Fatalf("order %d", r.Status)
+	}
+	r := s.Post(t, fixture(t, "r4/lab-result.json"), "async=true", "")
+	if r.Status != http.StatusAccepted || !strings.Contains(r.Header.Get("Content-Location"), "/Task/") {
+		t.Fatalf("result: %d %s", r.Status, r.Header.Get("Content-Location"))
+	}
+	if got := s.Drain(t, "archive", 1, 10*time.Second); len(got) != 1 {
+		t.Errorf("archive got %d messages", len(got))
+	}
+}

@@ -49,7 +49,7 @@ func (g *Gateway) processMessage(c *gin.Context) {
 		g.takeResponse(c, msg)
 		return
 	}
-	if req, ok := g.correlateProgress(c.Request.Context(), c.GetHeader("X-Correlation-ID"), msg); ok {
+	if req, ok := g.correlateByID(c.Request.Context(), c.GetHeader("X-Correlation-ID")); ok {
 		outcome = "progress"
 		g.takeProgress(c, req, msg)
 		return
@@ -60,6 +60,12 @@ func (g *Gateway) processMessage(c *gin.Context) {
 	}
 	route, err := g.routes.Match(msg.Header.Event)
 	if err != nil {
+		// A message no route takes may be a filler's progress report.
+		if req, ok := g.correlateByFocus(c.Request.Context(), msg); ok {
+			outcome = "progress"
+			g.takeProgress(c, req, msg)
+			return
+		}
 		outcome = "unroutable"
 		g.log.Info("no route for the event", zap.String("event", msg.Header.Event.Key()), zap.String("identity", msg.Identity.Key()))
 		g.fail(c, edgeError(http.StatusUnprocessableEntity, ErrNoRoute, envelope.IssueNotSupported, "Bundle.entry[0].resource.event",

@@ -82,22 +82,27 @@ func (g *Gateway) record(ctx context.Context, req *ledger.Message, msg *envelope
 	return r.BundleID, nil
 }
 
-// correlateProgress finds the exchange a message without
-// MessageHeader.response belongs to, if any: the X-Correlation-ID the filler
-// echoed, else a request whose focus the message's basedOn or Task focus
-// points at. Messages that belong to no exchange are new requests.
-func (g *Gateway) correlateProgress(ctx context.Context, correlationID string, msg *envelope.Message) (*ledger.Message, bool) {
-	if correlationID != "" {
-		if req, err := g.ledger.ByIdentity(ctx, correlationID); err == nil {
-			return req, true
-		}
+// correlateByID finds the exchange a filler names by the X-Correlation-ID
+// it echoes (the message identity the http adapter sent it).
+func (g *Gateway) correlateByID(ctx context.Context, correlationID string) (*ledger.Message, bool) {
+	if correlationID == "" {
+		return nil, false
 	}
-	if keys := ack.ProgressKeys(msg); len(keys) > 0 {
-		if req, err := g.ledger.ByFocusKey(ctx, keys); err == nil {
-			return req, true
-		}
+	req, err := g.ledger.ByIdentity(ctx, correlationID)
+	return req, err == nil
+}
+
+// correlateByFocus finds the exchange a message points at: a request whose
+// focus the message's basedOn or Task focus names. It is asked only about
+// messages no route takes, so a routed message is never mistaken for
+// progress.
+func (g *Gateway) correlateByFocus(ctx context.Context, msg *envelope.Message) (*ledger.Message, bool) {
+	keys := ack.ProgressKeys(msg)
+	if len(keys) == 0 {
+		return nil, false
 	}
-	return nil, false
+	req, err := g.ledger.ByFocusKey(ctx, keys)
+	return req, err == nil
 }
 
 // takeProgress answers a progress message from a filler.
