@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -64,8 +65,8 @@ func (p RetryPolicy) backoff(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// Sink is told what deliveries produce; the gateway implements it. Its
-// methods are called from the worker's goroutine only.
+// Sink is told what deliveries produce; the gateway implements it. With a
+// worker Concurrency above 1 its methods are called concurrently.
 type Sink interface {
 	// Deliverable reports whether the task still wants delivery (false once
 	// it was cancelled).
@@ -89,12 +90,15 @@ type WorkerConfig struct {
 	Adapter      Adapter
 	Sink         Sink
 	Retry        RetryPolicy
-	Log          *zap.Logger
-	Now          func() time.Time
+	// Concurrency is how many messages are delivered at once (default 1:
+	// one at a time, in queue order; more trades order for throughput).
+	Concurrency int
+	Log         *zap.Logger
+	Now         func() time.Time
 }
 
-// Worker delivers one filler's queue through its adapter, one message at a
-// time and in order. A transient failure is retried with backoff (the
+// Worker delivers one filler's queue through its adapter, by default one
+// message at a time and in order (see WorkerConfig.Concurrency). A transient failure is retried with backoff (the
 // message stays unacknowledged meanwhile and is then rejected for
 // redelivery, which the quorum queue counts); a permanent failure, the
 // retry limit or the age limit parks it. A slow or failing filler holds up
@@ -106,6 +110,9 @@ type Worker struct {
 // NewWorker returns a Worker; Run starts it.
 func NewWorker(cfg WorkerConfig) *Worker {
 	cfg.Retry = cfg.Retry.withDefaults()
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 1
+	}
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
@@ -146,7 +153,7 @@ func (w *Worker) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("channel: %w", err)
 	}
-	if err := ch.Qos(1, 0, false); err != nil {
+	if err := ch.Qos(w.cfg.Concurrency, 0, false); err != nil {
 		return fmt.Errorf("qos: %w", err)
 	}
 	if err := ch.Confirm(false); err != nil {
@@ -156,17 +163,33 @@ func (w *Worker) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", w.cfg.Queue, err)
 	}
+	// Each delivery is handled in its own goroutine, at most Concurrency at
+	// once; the first handler error ends the session.
+	sem := make(chan struct{}, w.cfg.Concurrency)
+	failed := make(chan error, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-failed:
+			return err
 		case d, ok := <-deliveries:
 			if !ok {
 				return errors.New("the broker closed the consumer")
 			}
-			if err := w.handle(ctx, ch, d); err != nil {
-				return err
-			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if err := w.handle(ctx, ch, d); err != nil {
+					select {
+					case failed <- err:
+					default:
+					}
+				}
+			}()
 		}
 	}
 }

@@ -243,3 +243,32 @@ func TestBackoffGrowsWithJitterUpToTheCap(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrentDeliveries(t *testing.T) {
+	topo, ch := fixture(t, "lab")
+	var inFlight, peak atomic.Int32
+	filler := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(50 * time.Millisecond)
+		inFlight.Add(-1)
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer filler.Close()
+	sink := newSink()
+	a, _ := NewHTTP(HTTPConfig{URL: filler.URL})
+	w := NewWorker(WorkerConfig{AMQPURL: brokertest.URL(t), Queue: topo.FillerQueue("lab"), DeadExchange: topo.DeadExchange(), DeadKey: "lab",
+		Filler: "lab", Adapter: a, Sink: sink, Retry: fastRetry, Concurrency: 8})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for i := range 16 {
+		route(t, ch, topo, "lab", fmt.Sprintf("c-%d", i))
+	}
+	eventually(t, "16 deliveries", func() bool { d, _ := sink.counts(); return d == 16 })
+	if p := peak.Load(); p < 2 || p > 8 {
+		t.Errorf("peak of %d deliveries at once, want between 2 and 8", p)
+	}
+}

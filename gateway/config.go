@@ -78,6 +78,9 @@ type FillerConfig struct {
 	Timeout Duration          `yaml:"timeout"`
 	// Retry bounds the retries of a delivery before it is parked.
 	Retry RetryConfig `yaml:"retry"`
+	// Concurrency is how many messages the http adapter delivers at once
+	// (default 1: in order).
+	Concurrency int `yaml:"concurrency"`
 }
 
 // RetryConfig bounds how deliveries to a filler are retried.
