@@ -33,13 +33,12 @@ func (s deliverySink) Deliverable(ctx context.Context, taskID string) (bool, err
 	return m.Status != "cancelled", nil
 }
 
-// Delivered moves the Task to received and records what the filler answered.
+// Delivered records what the filler answered in the exchange, which moves
+// the Task on; a delivery without an answer moves it to received.
 func (s deliverySink) Delivered(ctx context.Context, m adapters.Message, res adapters.Result) error {
 	g := s.g
-	if _, err := g.ledger.Transition(ctx, m.TaskID, "received", []string{"requested"}, "delivered to "+m.Filler); err != nil {
-		return err
-	}
 	v, _ := envelope.ParseVersion(m.FHIRVersion)
+	answered := false
 	for _, body := range res.Responses {
 		msg, err := g.parser.Parse(body, v)
 		if err != nil || !msg.IsResponse() {
@@ -47,14 +46,21 @@ func (s deliverySink) Delivered(ctx context.Context, m adapters.Message, res ada
 				zap.String("taskId", m.TaskID), zap.String("filler", m.Filler), zap.String("rule", ruleOf(err)))
 			continue
 		}
-		if _, _, err := g.recordResponse(ctx, msg); err != nil && !errors.Is(err, ledger.ErrDuplicate) {
-			if errors.Is(err, ErrUnmatched) {
-				continue // logged by recordResponse
-			}
+		_, _, err = g.recordResponse(ctx, msg)
+		switch {
+		case err == nil || errors.Is(err, ledger.ErrDuplicate):
+			answered = true
+		case errors.Is(err, ErrUnmatched):
+			// logged by recordResponse
+		default:
 			return err
 		}
 	}
-	return nil
+	if answered {
+		return nil // the answer moved the Task past received
+	}
+	_, err := g.ledger.Transition(ctx, m.TaskID, "received", []string{"requested"}, "delivered to "+m.Filler)
+	return err
 }
 
 // Parked fails the Task and answers the placer with a transient-error

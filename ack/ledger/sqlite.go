@@ -71,6 +71,9 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (*SQLite, error)
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(ON)")
+	// No checkpoints in the writer's commits: they would stall it for tens of
+	// milliseconds; Run checkpoints from a reader connection instead.
+	q.Add("_pragma", "wal_autocheckpoint(0)")
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + path + "?" + q.Encode()
 	w, err := sql.Open("sqlite", dsn)
@@ -119,6 +122,10 @@ func (l *SQLite) Run(ctx context.Context) error {
 		}
 		conn.Close()
 	}()
+	checkpointed := make(chan struct{})
+	stopCheckpoints := make(chan struct{})
+	go func() { l.checkpoints(stopCheckpoints); close(checkpointed) }()
+	defer func() { close(stopCheckpoints); <-checkpointed }()
 	for {
 		select {
 		case o := <-l.ops:
@@ -127,6 +134,23 @@ func (l *SQLite) Run(ctx context.Context) error {
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+	}
+}
+
+// checkpoints copies the WAL back into the database every second without
+// blocking the writer (PASSIVE), so the WAL stays small.
+func (l *SQLite) checkpoints(stop <-chan struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, _ = l.read.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+			cancel()
 		}
 	}
 }
