@@ -46,9 +46,10 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 			}
 			return unwritten(&DuplicateError{Prior: prior})
 		}
-		for _, k := range m.FocusKeys {
-			if _, err := tx.exec(`INSERT INTO focus_keys (key, task_id) VALUES ($1, $2)`, k, m.TaskID); err != nil {
-				return fmt.Errorf("ledger: insert focus key: %w", err)
+		if len(m.FocusKeys) > 0 {
+			keys, _ := json.Marshal(m.FocusKeys)
+			if _, err := tx.exec(`INSERT INTO focus_keys (key, task_id) SELECT value, $2 FROM json_each($1)`, string(keys), m.TaskID); err != nil {
+				return fmt.Errorf("ledger: insert focus keys: %w", err)
 			}
 		}
 		m.OutboxSeqs = m.OutboxSeqs[:0]
