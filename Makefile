@@ -14,6 +14,8 @@ BENCHCOUNT ?= 3
 # The ingest benchmark runs this many messages through the broker baseline
 # and through the fhirgw binary.
 INGESTN ?= 10000
+# The round-trip benchmark offers this many messages at 500 per second.
+ROUNDTRIPN ?= 2500
 
 .PHONY: build test bench lint run fuzz clean
 
@@ -25,7 +27,8 @@ test: lint ## the whole suite, race detector on, against a real RabbitMQ broker 
 
 bench: ## benchmarks, with each result's ratio to its baseline from the same run
 	{ $(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./envelope/ && \
-	  REQUIRE_BROKER=1 $(GO) test -run '^$$' -bench Ingest -benchtime $(INGESTN)x -count $(BENCHCOUNT) ./testing/e2e/; } \
+	  REQUIRE_BROKER=1 $(GO) test -run '^$$' -bench Ingest -benchtime $(INGESTN)x -count $(BENCHCOUNT) ./testing/e2e/ && \
+	  REQUIRE_BROKER=1 $(GO) test -run '^$$' -bench RoundTrip -benchtime $(ROUNDTRIPN)x -count $(BENCHCOUNT) ./testing/e2e/; } \
 	  | $(GO) run ./testing/benchreport
 
 lint: ## gofmt and go vet
