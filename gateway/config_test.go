@@ -118,6 +118,7 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"duplicate filler", "fillers:\n  - {id: a, adapter: amqp}\n  - {id: a, adapter: amqp}\n", nil, "used twice"},
 		{"http filler without url", "fillers:\n  - {id: a, adapter: http}\n", nil, "needs an absolute url"},
 		{"unknown adapter", "fillers:\n  - {id: a, adapter: fax}\n", nil, `adapter "fax" is unknown`},
+		{"rest filler without url", "fillers:\n  - {id: a, adapter: rest}\n", nil, "adapter rest needs an absolute url"},
 		{"filler id with a dot", "fillers:\n  - {id: a.b, adapter: amqp}\n", nil, "may not contain"},
 		{"bad version", "fhirVersion: \"3.0\"\n", nil, "fhirVersion"},
 		{"postgres", "ledger:\n  driver: postgres\n  dsn: x\n", nil, "postgres is not available"},

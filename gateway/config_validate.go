@@ -71,12 +71,12 @@ func (c Config) Validate() error {
 		}
 		switch f.Adapter {
 		case "amqp":
-		case "http":
+		case "http", "rest":
 			if u, err := url.Parse(f.URL); err != nil || u.Scheme == "" || u.Host == "" {
-				bad("fillers[%d] (%s): adapter http needs an absolute url", i, f.ID)
+				bad("fillers[%d] (%s): adapter %s needs an absolute url", i, f.ID, f.Adapter)
 			}
 		default:
-			bad("fillers[%d] (%s): adapter %q is unknown; use http or amqp", i, f.ID, f.Adapter)
+			bad("fillers[%d] (%s): adapter %q is unknown; use http, rest or amqp", i, f.ID, f.Adapter)
 		}
 	}
 	for i, r := range c.Routes {

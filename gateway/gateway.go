@@ -90,7 +90,7 @@ type Gateway struct {
 	purgeEvery time.Duration
 	pusher     interface{ Notify() }
 	sweepEvery time.Duration
-	// httpFillers are the fillers the gateway delivers to itself.
+	// httpFillers are the fillers the gateway delivers to itself (http, rest).
 	httpFillers map[string]bool
 }
 
@@ -123,7 +123,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.httpFillers = map[string]bool{}
 	for _, f := range opts.Config.Fillers {
-		g.httpFillers[f.ID] = f.Adapter == "http"
+		g.httpFillers[f.ID] = f.Adapter == "http" || f.Adapter == "rest"
 	}
 	g.pusher = opts.Pusher
 	g.sweepEvery = opts.SweepInterval

@@ -27,15 +27,21 @@ func (c Config) Topology() router.Topology {
 }
 
 // FillerWorkers builds one delivery worker per filler whose adapter the
-// gateway drives (http); amqp fillers consume their queue themselves.
+// gateway drives (http, rest); amqp fillers consume their queue themselves.
 func (c Config) FillerWorkers(sink adapters.Sink, log *zap.Logger) ([]*adapters.Worker, error) {
 	topo := c.Topology()
 	var workers []*adapters.Worker
 	for _, f := range c.Fillers {
-		if f.Adapter != "http" {
+		var a adapters.Adapter
+		var err error
+		switch f.Adapter {
+		case "http":
+			a, err = adapters.NewHTTP(adapters.HTTPConfig{URL: f.URL, Async: f.Async, Headers: f.Headers, Timeout: f.Timeout.Std()})
+		case "rest":
+			a, err = adapters.NewREST(adapters.RESTConfig{URL: f.URL, Headers: f.Headers, Timeout: f.Timeout.Std()})
+		default:
 			continue
 		}
-		a, err := adapters.NewHTTP(adapters.HTTPConfig{URL: f.URL, Async: f.Async, Headers: f.Headers, Timeout: f.Timeout.Std()})
 		if err != nil {
 			return nil, fmt.Errorf("filler %s: %w", f.ID, err)
 		}
