@@ -27,7 +27,9 @@ func TestRESTCreatesTheFocusAsAnActionableTransaction(t *testing.T) {
 			FullURL  string
 			Resource struct {
 				ResourceType string
-				Meta         struct{ Tag []struct{ System, Code string } }
+				Meta         struct {
+					Tag []struct{ System, Code string }
+				}
 			}
 			Request struct{ Method, URL string }
 		}
