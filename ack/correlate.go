@@ -7,7 +7,7 @@ import (
 )
 
 // FocusKeys name what a request is about: each focus resource by reference
-// (ref:Type/id), by fullUrl (url:...) and by business identifier
+// (ref:Type/id), by absolute fullUrl (url:...) and by business identifier
 // (id:system|value). A later message pointing at one of them (see
 // ProgressKeys) belongs to the request's exchange.
 func FocusKeys(m *envelope.Message) []string {
@@ -21,7 +21,9 @@ func FocusKeys(m *envelope.Message) []string {
 		if e.ID != "" && e.ResourceType != "" {
 			keys = append(keys, "ref:"+e.ResourceType+"/"+e.ID)
 		}
-		if e.FullURL != "" {
+		// An absolute fullUrl names the resource outside the Bundle too; a
+		// urn:uuid: one means nothing outside it.
+		if strings.HasPrefix(e.FullURL, "http://") || strings.HasPrefix(e.FullURL, "https://") {
 			keys = append(keys, "url:"+e.FullURL)
 		}
 		for _, id := range e.Identifiers {
@@ -49,9 +51,7 @@ func ProgressKeys(m *envelope.Message) []string {
 func referenceKeys(r envelope.Reference) []string {
 	var keys []string
 	if ref := r.Reference; ref != "" {
-		if strings.HasPrefix(ref, "urn:") {
-			keys = append(keys, "url:"+ref)
-		} else if typ, id, absolute := envelope.SplitReference(ref); typ != "" {
+		if typ, id, absolute := envelope.SplitReference(ref); typ != "" {
 			keys = append(keys, "ref:"+typ+"/"+id)
 			if absolute {
 				keys = append(keys, "url:"+ref)

@@ -19,23 +19,21 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 	now := l.now()
 	m.ReceivedAt, m.UpdatedAt = now, now
 	err := l.doUnisolated(ctx, func(tx *wtx) error {
-		if m.BundleID != "" && m.FHIRVersion == "4.0" {
-			var other string
-			err := tx.queryRow(`SELECT identity FROM messages WHERE bundle_id = $1 AND bundle_id <> '' AND fhir_version = '4.0' AND identity <> $2 LIMIT 1`,
-				m.BundleID, m.Identity).Scan(&other)
-			if err == nil {
-				return unwritten(ErrBundleIDReused)
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-		}
-		// The unique identity decides: no row inserted means a duplicate.
+		// The unique identity decides: no row inserted means a duplicate; the
+		// unique R4 Bundle.id catches a Bundle.id reused by another message.
 		res, err := tx.exec(`INSERT INTO messages (task_id, identity, bundle_id, header_id, fhir_version, event, fillers, body,
 			response_url, status, business_status, answer_status, answer_type, answer_body, received_at, updated_at, ack_due)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (identity) DO NOTHING`,
 			m.TaskID, m.Identity, m.BundleID, m.HeaderID, m.FHIRVersion, m.Event, strings.Join(m.Fillers, ","), m.Body,
 			m.ResponseURL, m.Status, m.BusinessStatus, m.Answer.Status, m.Answer.ContentType, nonNil(m.Answer.Body), l.ms(now), l.ms(now), msOrZero(m.AckDue))
+		if err != nil && strings.Contains(err.Error(), "messages.bundle_id") {
+			// The R4 Bundle.id is taken: by this very message (a duplicate),
+			// or by another one (reuse). The failed statement wrote nothing.
+			if prior, perr := scanMessage(tx.queryRow(selectMessage+` WHERE identity = $1`, m.Identity)); perr == nil {
+				return unwritten(&DuplicateError{Prior: prior})
+			}
+			return unwritten(ErrBundleIDReused)
+		}
 		if err != nil {
 			return fmt.Errorf("ledger: insert message: %w", err)
 		}

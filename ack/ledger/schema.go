@@ -64,6 +64,9 @@ var migrations = []string{
 	CREATE INDEX focus_keys_task_id ON focus_keys (task_id);`,
 	`ALTER TABLE messages ADD COLUMN ack_due INTEGER NOT NULL DEFAULT 0;
 	CREATE INDEX messages_ack_due ON messages (ack_due) WHERE ack_due > 0;`,
+	// An R4 Bundle.id belongs to one message: the index itself rejects reuse.
+	`DROP INDEX messages_bundle_id;
+	CREATE UNIQUE INDEX messages_r4_bundle_id ON messages (bundle_id) WHERE bundle_id <> '' AND fhir_version = '4.0';`,
 }
 
 // migrate brings the schema to the latest version in one transaction.
