@@ -149,10 +149,11 @@ func labConversation(t *testing.T, fixturePath string, v envelope.Version) {
 	}
 }
 
-func TestFatalErrorRejectsTheTask(t *testing.T) {
+func TestFatalErrorRejectsTheTaskAndReachesThePlacer(t *testing.T) {
 	s := gatewaytest.Start(t, gatewaytest.Config())
+	placer := newPlacer(t)
 	orderBody := fixture(t, "r4/lab-order.json")
-	r := s.Post(t, orderBody, "async=true", "")
+	r := s.Post(t, orderBody, "async=true&response-url="+placer.srv.URL, "")
 	order, _ := envelope.NewParser(envelope.Options{}).Parse(orderBody, envelope.R4)
 	oo := envelope.NewOutcome(envelope.Issue{Severity: envelope.SeverityError, Code: envelope.IssueInvalid, Diagnostics: "unknown test code"})
 	reject, _ := envelope.Responder{Sender: envelope.Sender{Name: "lab", Endpoint: "https://lab.example/fhir"}}.Response(order, envelope.ResponseFatalError, &oo)
@@ -161,6 +162,13 @@ func TestFatalErrorRejectsTheTask(t *testing.T) {
 	}
 	if tv := readTask(t, s, r.Header.Get("Content-Location")); tv.Status != "rejected" || len(tv.Output) != 1 {
 		t.Errorf("task %+v", tv)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(placer.received()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := placer.received(); len(got) != 1 || string(got[0]) != string(reject) {
+		t.Errorf("the placer received %d messages, want the fatal-error response", len(got))
 	}
 }
 

@@ -84,7 +84,8 @@ func TestHTTPFillerAnswerReturnsToASynchronousPost(t *testing.T) {
 func TestParkedDeliveryFailsTheTaskAndAnswersThePlacer(t *testing.T) {
 	filler := httpFiller(t, http.StatusServiceUnavailable, "")
 	s := gatewaytest.Start(t, httpConfig(filler.URL))
-	r := s.Post(t, fixture(t, "r4/lab-order.json"), "async=true", "")
+	placer := newPlacer(t)
+	r := s.Post(t, fixture(t, "r4/lab-order.json"), "async=true&response-url="+placer.srv.URL, "")
 	if r.Status != http.StatusAccepted {
 		t.Fatalf("status %d: %s", r.Status, r.Body)
 	}
@@ -104,6 +105,12 @@ func TestParkedDeliveryFailsTheTaskAndAnswersThePlacer(t *testing.T) {
 	resp, err := envelope.NewParser(envelope.Options{}).Parse(b.Body, envelope.R4)
 	if err != nil || resp.Header.Response.Code != envelope.ResponseTransientError {
 		t.Errorf("the placer's answer: %v %s", err, b.Body)
+	}
+	for len(placer.received()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := placer.received(); len(got) != 1 || !bytes.Equal(got[0], b.Body) {
+		t.Errorf("the placer received %d messages, want the transient-error response", len(got))
 	}
 }
 

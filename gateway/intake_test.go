@@ -244,13 +244,25 @@ func TestSynchronousPostWithoutAnswerIsAccepted(t *testing.T) {
 	}
 }
 
-func TestUnmatchedResponseIsRejectedClearly(t *testing.T) {
+func TestUnmatchedResponseIsRecordedAndRejectedClearly(t *testing.T) {
 	s := gatewaytest.Start(t, gatewaytest.Config())
-	r := s.Post(t, fixture(t, "r4/lab-order-ack.json"), "async=true", "")
+	body := fixture(t, "r4/lab-order-ack.json")
+	r := s.Post(t, body, "async=true", "")
 	if r.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("status %d: %s", r.Status, r.Body)
 	}
-	golden(t, "errors/unmatched-response.json", r.Body)
+	oo := outcome(t, r)
+	if oo.Issue[0].Code != envelope.IssueNotFound || oo.Issue[0].Expression[0] != "Bundle.entry[0].resource.response.identifier" {
+		t.Errorf("outcome %s", r.Body)
+	}
+	loc := r.Header.Get("Content-Location")
+	kept := gatewaytest.Do(t, http.MethodGet, loc, nil, nil)
+	if kept.Status != http.StatusOK || !bytes.Equal(kept.Body, body) {
+		t.Errorf("the unmatched response is not kept at %s: %d", loc, kept.Status)
+	}
+	if again := s.Post(t, body, "async=true", ""); again.Status != http.StatusUnprocessableEntity || again.Header.Get("Content-Location") != loc {
+		t.Errorf("sent again: %d %s", again.Status, again.Header.Get("Content-Location"))
+	}
 }
 
 func TestTaskConditionalReads(t *testing.T) {

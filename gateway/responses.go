@@ -18,10 +18,17 @@ func (g *Gateway) takeResponse(c *gin.Context, msg *envelope.Message) {
 	taskID, bundleID, err := g.recordResponse(c.Request.Context(), msg)
 	switch {
 	case errors.Is(err, ErrUnmatched):
+		// Kept, not dropped: readable at Bundle/{id} for whoever sorts it out.
+		r := &ledger.Response{BundleID: g.newID(), Identity: msg.Identity.Key(), Code: string(msg.Header.Response.Code), Body: msg.Raw}
+		if err := g.ledger.AddUnmatched(c.Request.Context(), r); err != nil && !errors.Is(err, ledger.ErrDuplicate) {
+			g.fail(c, asEdgeError(err))
+			return
+		}
+		c.Header("Content-Location", g.base+"/Bundle/"+r.BundleID)
 		quoted := msg.Header.Response.Identifier
 		g.fail(c, edgeError(http.StatusUnprocessableEntity, ErrUnmatched, envelope.IssueNotFound,
 			"Bundle.entry[0].resource.response.identifier",
-			"the response quotes %s, which matches no message in the gateway's custody", quoted))
+			"the response quotes %s, which matches no message in the gateway's custody; it was recorded as Bundle/%s", quoted, r.BundleID))
 	case errors.Is(err, ledger.ErrDuplicate):
 		g.writeFHIR(c, http.StatusOK, msg.Version, information("this response was already recorded for Task/"+taskID))
 	case err != nil:

@@ -204,6 +204,9 @@ func (l *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
 		if _, err := tx.exec(`DELETE FROM focus_keys WHERE task_id IN (`+old+`)`, cutoff); err != nil {
 			return err
 		}
+		if _, err := tx.exec(`DELETE FROM responses WHERE task_id = '' AND received_at < $1`, cutoff); err != nil {
+			return err // unmatched responses
+		}
 		res, err := tx.exec(`DELETE FROM messages WHERE task_id IN (`+old+`)`, cutoff)
 		if err != nil {
 			return err

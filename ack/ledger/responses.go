@@ -40,6 +40,33 @@ func (l *SQLite) AddResponse(ctx context.Context, r *Response, status, business 
 	}, nil)
 }
 
+// AddUnmatched records a response that quotes no message in custody, so
+// that it is not lost: it is readable as a Bundle and purged with the
+// duplicate window. The same response twice returns ErrDuplicate with the
+// first one's BundleID set in r.
+func (l *SQLite) AddUnmatched(ctx context.Context, r *Response) error {
+	r.ReceivedAt, r.TaskID = l.now(), ""
+	err := l.doUnisolated(ctx, func(tx *wtx) error {
+		var seen string
+		err := tx.queryRow(`SELECT bundle_id FROM responses WHERE identity = $1`, r.Identity).Scan(&seen)
+		if err == nil {
+			r.BundleID = seen
+			return unwritten(ErrDuplicate)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		_, err = tx.exec(`INSERT INTO responses (bundle_id, identity, task_id, code, body, received_at) VALUES ($1, $2, '', $3, $4, $5)`,
+			r.BundleID, r.Identity, r.Code, nonNil(r.Body), l.ms(r.ReceivedAt))
+		return err
+	}, nil)
+	var clean *unwrittenError
+	if errors.As(err, &clean) {
+		return clean.err
+	}
+	return err
+}
+
 // Responses returns a task's responses in the order they arrived.
 func (l *SQLite) Responses(ctx context.Context, taskID string) ([]Response, error) {
 	rows, err := l.read.QueryContext(ctx, `SELECT bundle_id, identity, task_id, code, body, received_at FROM responses WHERE task_id = $1 ORDER BY received_at, rowid`, taskID)
