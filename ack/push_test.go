@@ -6,30 +6,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fhirgw/fhirgw/ack/ledger"
+	"github.com/fhirgw/fhirgw/testing/ledgertest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func openLedger(t *testing.T) *ledger.SQLite {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	l, err := ledger.OpenSQLite(ctx, filepath.Join(t.TempDir(), "l.db"), ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = l.Run(ctx); close(done) }()
-	t.Cleanup(func() { _ = l.Close(context.Background()); cancel(); <-done })
-	return l
-}
 
 // placer records the bodies it took, refusing the first `down` attempts.
 type placer struct {
@@ -101,7 +88,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestAnswersReachAPlacerThatWasDownInOrder(t *testing.T) {
-	l := openLedger(t)
+	l := ledgertest.Open(t)
 	flaky, healthy := &placer{}, &placer{}
 	flaky.down.Store(3)
 	flakySrv, healthySrv := httptest.NewServer(flaky), httptest.NewServer(healthy)
@@ -132,7 +119,7 @@ func TestAnswersReachAPlacerThatWasDownInOrder(t *testing.T) {
 }
 
 func TestAPlacerRefusingAnAnswerDoesNotBlockTheNext(t *testing.T) {
-	l := openLedger(t)
+	l := ledgertest.Open(t)
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {

@@ -64,24 +64,9 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 
 // Deliver POSTs the message's original bytes.
 func (h *HTTP) Deliver(ctx context.Context, m Message) (Result, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.target, bytes.NewReader(m.Body))
+	resp, body, err := post(ctx, h.client, h.target, m.Body, m, h.cfg.Headers)
 	if err != nil {
-		return Result{}, fmt.Errorf("%w: %v", ErrPermanent, err)
-	}
-	req.Header.Set("Content-Type", "application/fhir+json; fhirVersion="+m.FHIRVersion)
-	req.Header.Set("Accept", "application/fhir+json")
-	req.Header.Set("X-Correlation-ID", m.Identity)
-	for k, v := range h.cfg.Headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := h.client.Do(req)
-	if err != nil {
-		return Result{}, fmt.Errorf("filler %s unreachable: %w", m.Filler, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
-	if err != nil {
-		return Result{Status: resp.StatusCode}, fmt.Errorf("filler %s: reading the answer: %w", m.Filler, err)
+		return Result{}, err
 	}
 	res := Result{Status: resp.StatusCode}
 	switch s := resp.StatusCode; {
@@ -97,6 +82,32 @@ func (h *HTTP) Deliver(ctx context.Context, m Message) (Result, error) {
 	default:
 		return res, withRetryAfter(fmt.Errorf("filler %s answered %d", m.Filler, s), retryAfter(resp.Header, time.Now()))
 	}
+}
+
+// post sends body to a filler as FHIR JSON of m's version, with the
+// message identity as X-Correlation-ID, and reads the answer (bounded).
+// Only failures to build the request are permanent.
+func post(ctx context.Context, client *http.Client, url string, body []byte, m Message, headers map[string]string) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrPermanent, err)
+	}
+	req.Header.Set("Content-Type", "application/fhir+json; fhirVersion="+m.FHIRVersion)
+	req.Header.Set("Accept", "application/fhir+json")
+	req.Header.Set("X-Correlation-ID", m.Identity)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("filler %s unreachable: %w", m.Filler, err)
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return nil, nil, fmt.Errorf("filler %s: reading the answer: %w", m.Filler, err)
+	}
+	return resp, answer, nil
 }
 
 // retryAfter reads a Retry-After header: seconds or an HTTP date.

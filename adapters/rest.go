@@ -1,11 +1,9 @@
 package adapters
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -62,22 +60,10 @@ func (a *REST) Deliver(ctx context.Context, m Message) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %v", ErrPermanent, err)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(a.cfg.URL, "/"), bytes.NewReader(tx))
+	resp, body, err := post(ctx, a.client, strings.TrimSuffix(a.cfg.URL, "/"), tx, m, a.cfg.Headers)
 	if err != nil {
-		return Result{}, fmt.Errorf("%w: %v", ErrPermanent, err)
+		return Result{}, err
 	}
-	hreq.Header.Set("Content-Type", "application/fhir+json; fhirVersion="+m.FHIRVersion)
-	hreq.Header.Set("Accept", "application/fhir+json")
-	hreq.Header.Set("X-Correlation-ID", m.Identity)
-	for k, val := range a.cfg.Headers {
-		hreq.Header.Set(k, val)
-	}
-	resp, err := a.client.Do(hreq)
-	if err != nil {
-		return Result{}, fmt.Errorf("filler %s unreachable: %w", m.Filler, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	res := Result{Status: resp.StatusCode}
 	s := resp.StatusCode
 	var code envelope.ResponseCode

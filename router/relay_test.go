@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,23 +11,11 @@ import (
 	"github.com/fhirgw/fhirgw/gateway"
 	"github.com/fhirgw/fhirgw/router"
 	"github.com/fhirgw/fhirgw/testing/brokertest"
+	"github.com/fhirgw/fhirgw/testing/ledgertest"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 func TestMain(m *testing.M) { brokertest.Main(m) }
-
-func openLedger(t *testing.T) *ledger.SQLite {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	l, err := ledger.OpenSQLite(ctx, filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = l.Run(ctx); close(done) }()
-	t.Cleanup(func() { _ = l.Close(context.Background()); cancel(); <-done })
-	return l
-}
 
 func accept(t *testing.T, l *ledger.SQLite, n int, fillers ...string) *ledger.Message {
 	t.Helper()
@@ -108,7 +95,7 @@ func drain(t *testing.T, queue string) []amqp.Delivery {
 }
 
 func TestRelayDeliversTheOriginalBytesWithTheContractProperties(t *testing.T) {
-	l := openLedger(t)
+	l := ledgertest.Open(t)
 	topo := topology(t, "lab", "archive")
 	m1 := accept(t, l, 1, "lab")
 	m2 := accept(t, l, 2, "lab", "archive") // fan-out
@@ -150,7 +137,7 @@ func TestRelayDeliversTheOriginalBytesWithTheContractProperties(t *testing.T) {
 }
 
 func TestRelaySurvivesABrokerOutage(t *testing.T) {
-	l := openLedger(t)
+	l := ledgertest.Open(t)
 	topo := topology(t, "lab")
 	proxy := brokertest.NewProxy(t)
 	r := startRelay(t, proxy.URL(), l, topo)
@@ -179,7 +166,7 @@ func TestRelaySurvivesABrokerOutage(t *testing.T) {
 }
 
 func TestRelayPublishesAnOfferedDeliveryOnce(t *testing.T) {
-	l := openLedger(t)
+	l := ledgertest.Open(t)
 	topo := topology(t, "lab")
 	var offers []router.Delivery
 	for i := range 50 {

@@ -139,31 +139,23 @@ func (l *SQLite) SearchTasks(ctx context.Context, q TaskQuery) ([]*Message, erro
 	if !q.UpdatedAfter.IsZero() {
 		after = l.ms(q.UpdatedAfter)
 	}
-	rows, err := l.read.QueryContext(ctx, selectMessage+` WHERE ($1 = '' OR identity = $1) AND updated_at > $2
+	return l.messages(ctx, selectMessage+` WHERE ($1 = '' OR identity = $1) AND updated_at > $2
 		AND ($3 = '[]' OR status IN (SELECT value FROM json_each($3))) ORDER BY updated_at DESC LIMIT $4`,
 		q.Identity, after, string(statuses), limit)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: search tasks: %w", err)
-	}
-	defer rows.Close()
-	var out []*Message
-	for rows.Next() {
-		m, err := scanMessage(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
 }
 
 // Overdue returns up to limit tasks whose acknowledgement deadline passed
 // before now while they were still requested or received.
 func (l *SQLite) Overdue(ctx context.Context, now time.Time, limit int) ([]*Message, error) {
-	rows, err := l.read.QueryContext(ctx, selectMessage+` WHERE ack_due > 0 AND ack_due < $1 AND status IN ('requested', 'received')
+	return l.messages(ctx, selectMessage+` WHERE ack_due > 0 AND ack_due < $1 AND status IN ('requested', 'received')
 		ORDER BY ack_due LIMIT $2`, l.ms(now), limit)
+}
+
+// messages runs a query of selectMessage rows on the read pool.
+func (l *SQLite) messages(ctx context.Context, query string, args ...any) ([]*Message, error) {
+	rows, err := l.read.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: overdue tasks: %w", err)
+		return nil, fmt.Errorf("ledger: read messages: %w", err)
 	}
 	defer rows.Close()
 	var out []*Message
