@@ -15,7 +15,7 @@ BENCHCOUNT ?= 3
 # and through the fhirgw binary.
 INGESTN ?= 10000
 # The round-trip benchmark offers this many messages at 500 per second.
-ROUNDTRIPN ?= 2500
+ROUNDTRIPN ?= 7500
 
 .PHONY: build test bench lint run fuzz clean
 
