@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -231,13 +232,39 @@ func (g *Gateway) callbackURL(msg *envelope.Message, responseURL string) string 
 }
 
 // callbackAllowed reports whether url starts with an allowed callback prefix.
-func (g *Gateway) callbackAllowed(url string) bool {
+func (g *Gateway) callbackAllowed(target string) bool {
 	for _, p := range g.cfg.Callbacks.Allow {
-		if strings.HasPrefix(url, p) {
+		if underPrefix(target, p) {
 			return true
 		}
 	}
 	return false
+}
+
+// underPrefix reports whether target is under the URL prefix: the same
+// scheme and host (and port, when the prefix names one), no user info, and
+// a path that starts with the prefix's path at a segment boundary. Plain
+// string prefixes would let http://127.0.0.1.evil.example pass for
+// http://127.0.0.1.
+func underPrefix(target, prefix string) bool {
+	t, err := url.Parse(target)
+	if err != nil || t.User != nil || t.Host == "" {
+		return false
+	}
+	p, err := url.Parse(prefix)
+	if err != nil || p.Host == "" {
+		return false
+	}
+	if !strings.EqualFold(t.Scheme, p.Scheme) || !strings.EqualFold(t.Hostname(), p.Hostname()) {
+		return false
+	}
+	if p.Port() != "" && t.Port() != p.Port() {
+		return false
+	}
+	if p.Path == "" || p.Path == "/" {
+		return true
+	}
+	return t.Path == strings.TrimSuffix(p.Path, "/") || strings.HasPrefix(t.Path, strings.TrimSuffix(p.Path, "/")+"/")
 }
 
 // ruleOf names the rule behind a rejection, for logs.

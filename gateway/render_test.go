@@ -40,7 +40,7 @@ func TestRenderTask(t *testing.T) {
 type idleRelay struct{}
 
 func (idleRelay) Offer(...router.Delivery) {}
-func (idleRelay) Ready() bool             { return true }
+func (idleRelay) Ready() bool              { return true }
 
 func TestRenderCapabilityStatement(t *testing.T) {
 	gin.SetMode(gin.ReleaseMode)
