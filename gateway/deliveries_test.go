@@ -205,3 +205,31 @@ func TestCancelAfterDeliveryIsRoutedToTheFiller(t *testing.T) {
 		t.Errorf("the lab queue holds %d messages, want the order and its cancellation", len(got))
 	}
 }
+
+func TestRESTFillerOutcomeBecomesTheResponse(t *testing.T) {
+	var got atomic.Int32
+	fhirServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !bytes.Contains(body, []byte(`"type":"transaction"`)) || !bytes.Contains(body, []byte(`"actionable"`)) {
+			t.Errorf("not an actionable transaction: %.200s", body)
+		}
+		got.Add(1)
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"resourceType":"Bundle","type":"transaction-response"}`))
+	}))
+	defer fhirServer.Close()
+	cfg := httpConfig(fhirServer.URL + "/fhir")
+	cfg.Fillers[0].Adapter = "rest"
+	s := gatewaytest.Start(t, cfg)
+	r := s.Post(t, fixture(t, "r4/lab-order.json"), "", "")
+	if r.Status != http.StatusOK {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	resp, err := envelope.NewParser(envelope.Options{}).Parse(r.Body, envelope.R4)
+	if err != nil || resp.Header.Response.Code != envelope.ResponseOK || got.Load() != 1 {
+		t.Errorf("%v %d calls %s", err, got.Load(), r.Body)
+	}
+	if tv := readTask(t, s, r.Header.Get("Content-Location")); tv.Status != "accepted" {
+		t.Errorf("task %+v", tv)
+	}
+}
