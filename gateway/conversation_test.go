@@ -249,3 +249,19 @@ func TestARoutedMessageIsNeverTakenForProgress(t *testing.T) {
 		t.Errorf("archive got %d messages", len(got))
 	}
 }
+
+func TestProgressNamedByXCorrelationID(t *testing.T) {
+	s := gatewaytest.Start(t, gatewaytest.Config())
+	r := s.Post(t, fixture(t, "r4/lab-order.json"), "async=true", "")
+	// A progress message that points at nothing but carries the order's
+	// identity, as the http adapter sends it, in X-Correlation-ID.
+	progress := progressMessage(envelope.R4, 9, `{"fullUrl":"urn:uuid:7b7b7b7b-0000-4000-8000-000000000009","resource":{"resourceType":"Task","id":"t","status":"in-progress","intent":"order"}}`)
+	p := gatewaytest.Do(t, http.MethodPost, s.Base+"/$process-message?async=true", progress, http.Header{
+		"Content-Type": {"application/fhir+json"}, "X-Correlation-ID": {"4b0c2d1e-7f6a-4e3b-9c8d-1a2b3c4d5e01"}})
+	if p.Status != http.StatusOK {
+		t.Fatalf("progress %d %s", p.Status, p.Body)
+	}
+	if tv := readTask(t, s, r.Header.Get("Content-Location")); tv.Status != "in-progress" || len(tv.Output) != 1 {
+		t.Errorf("task %+v", tv)
+	}
+}

@@ -50,18 +50,20 @@ func (g *Gateway) processMessage(c *gin.Context) {
 		g.takeResponse(c, msg)
 		return
 	}
-	if req, ok := g.correlateByID(c.Request.Context(), c.GetHeader("X-Correlation-ID")); ok {
-		outcome = "progress"
-		g.takeProgress(c, req, msg)
-		return
-	}
 	if g.cancelBeforeDelivery(c, msg) {
 		outcome = "cancellation"
 		return
 	}
 	route, err := g.routes.Match(msg.Header.Event)
 	if err != nil {
-		// A message no route takes may be a filler's progress report.
+		// A message no route takes may be a filler's progress report: named
+		// by the X-Correlation-ID it echoes, or pointing at a request's focus.
+		// A routed message is always a new request.
+		if req, ok := g.correlateByID(c.Request.Context(), c.GetHeader("X-Correlation-ID")); ok {
+			outcome = "progress"
+			g.takeProgress(c, req, msg)
+			return
+		}
 		if req, ok := g.correlateByFocus(c.Request.Context(), msg); ok {
 			outcome = "progress"
 			g.takeProgress(c, req, msg)
