@@ -53,7 +53,7 @@ auth:
 partners:
   - id: st-marys
     amqpUser: st-marys
-    apiKeySHA256: "00"
+    apiKeySHA256: "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
     events: ["https://fhirgw.example/fhir/message-events|lab-order"]
     callbacks: ["https://ehr.stmarys.example/fhir/"]
 `
@@ -126,6 +126,9 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"bad env int", "", map[string]string{"FHIRGW_HTTP_MAXBODYBYTES": "lots"}, "FHIRGW_HTTP_MAXBODYBYTES"},
 		{"env on a list of objects", "", map[string]string{"FHIRGW_ROUTES": "x"}, "FHIRGW_ROUTES"},
 		{"bad callback prefix", "callbacks:\n  allow: [\"/relative\"]\n", nil, "not an absolute URL prefix"},
+		{"bad key hash", "partners:\n  - {id: p, apiKeySHA256: abc}\n", nil, "64 hex digits"},
+		{"jwt partner", "partners:\n  - {id: p, jwt: {issuer: https://idp.example}}\n", nil, "jwt credentials are not available"},
+		{"partner without credentials", "partners:\n  - {id: p}\n", nil, "has no credentials"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -93,6 +95,25 @@ func (c Config) Validate() error {
 		}
 		if r.SyncTimeout < 0 || r.AckDeadline < 0 {
 			bad("routes[%d] (%s): durations must not be negative", i, r.Event)
+		}
+	}
+	partnerIDs := map[string]bool{}
+	for i, p := range c.Partners {
+		switch {
+		case p.ID == "":
+			bad("partners[%d].id is empty", i)
+		case partnerIDs[p.ID]:
+			bad("partners[%d].id %q is used twice", i, p.ID)
+		}
+		partnerIDs[p.ID] = true
+		if p.JWT != (JWTConfig{}) {
+			bad("partners[%d] (%s): jwt credentials are not available in this release; use apiKeySHA256", i, p.ID)
+		}
+		if h, err := hex.DecodeString(p.APIKeySHA256); p.APIKeySHA256 != "" && (err != nil || len(h) != sha256.Size) {
+			bad("partners[%d] (%s): apiKeySHA256 must be the hex SHA-256 of the key (64 hex digits)", i, p.ID)
+		}
+		if p.APIKeySHA256 == "" && p.JWT == (JWTConfig{}) && p.AMQPUser == "" {
+			bad("partners[%d] (%s) has no credentials: set apiKeySHA256", i, p.ID)
 		}
 	}
 	for i, p := range c.Callbacks.Allow {

@@ -20,11 +20,12 @@ func (g *Gateway) routesEngine(reg *prometheus.Registry) *gin.Engine {
 		g.fail(c, edgeError(http.StatusInternalServerError, nil, "exception", "", "the gateway failed to process the request"))
 	}))
 	fhir := e.Group(strings.TrimSuffix(g.cfg.HTTP.BasePath, "/"))
+	fhir.GET("/metadata", g.capabilityStatement) // public, as FHIR servers' are
+	fhir.Use(g.requireAuth)
 	fhir.POST("/$process-message", g.processMessage)
 	fhir.GET("/Task", g.searchTasks)
 	fhir.GET("/Task/:id", g.readTask)
 	fhir.GET("/Bundle/:id", g.readBundle)
-	fhir.GET("/metadata", g.capabilityStatement)
 	e.GET("/healthz", g.healthz)
 	e.GET("/readyz", g.readyz)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))

@@ -48,6 +48,8 @@ var (
 	ErrNotFound       = errors.New("not found")
 	ErrUnmatched      = errors.New("response matches no message")
 	ErrBundleIDReused = errors.New("Bundle.id reused")
+	ErrUnauthorized   = errors.New("no or bad credentials")
+	ErrForbidden      = errors.New("not allowed for this partner")
 )
 
 // edgeError builds an Error with one issue.

@@ -91,6 +91,7 @@ type Gateway struct {
 	purgeEvery time.Duration
 	pusher     interface{ Notify() }
 	sweepEvery time.Duration
+	auth       *authenticator
 	// httpFillers are the fillers the gateway delivers to itself (http, rest).
 	httpFillers map[string]bool
 }
@@ -121,6 +122,9 @@ func New(opts Options) (*Gateway, error) {
 		now: opts.Now, newID: opts.NewID, version: v, waiters: newWaiters(),
 		parser: envelope.NewParser(envelope.Options{DefaultVersion: v, Limits: envelope.Limits{MaxBytes: opts.Config.HTTP.MaxBodyBytes}}),
 		base:   publicBase(opts.Config.HTTP),
+	}
+	if g.auth, err = newAuthenticator(opts.Config); err != nil {
+		return nil, err
 	}
 	g.httpFillers = map[string]bool{}
 	for _, f := range opts.Config.Fillers {

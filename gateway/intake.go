@@ -50,6 +50,10 @@ func (g *Gateway) processMessage(c *gin.Context) {
 		g.takeResponse(c, msg)
 		return
 	}
+	if _, isCancel := g.routes.CancelRoute(msg.Header.Event); isCancel && !caller(c).mayPlace(msg.Header.Event) {
+		g.fail(c, forbidden("partner %s may not send the event %s", caller(c).ID, msg.Header.Event))
+		return
+	}
 	if g.cancelBeforeDelivery(c, msg) {
 		outcome = "cancellation"
 		return
@@ -75,9 +79,14 @@ func (g *Gateway) processMessage(c *gin.Context) {
 			"no route accepts the event %s", msg.Header.Event))
 		return
 	}
+	if p := caller(c); !p.mayPlace(msg.Header.Event) {
+		outcome = "forbidden"
+		g.fail(c, forbidden("partner %s may not send the event %s", p.ID, msg.Header.Event))
+		return
+	}
 	async := c.Query("async") == "true"
 	responseURL := c.Query("response-url")
-	if responseURL != "" && !g.callbackAllowed(responseURL) {
+	if responseURL != "" && (!g.callbackAllowed(responseURL) || !caller(c).mayCallBack(responseURL)) {
 		g.fail(c, edgeError(http.StatusForbidden, ErrCallback, envelope.IssueType("forbidden"), "",
 			"response-url %s is not under an allowed callback prefix", responseURL))
 		return

@@ -15,6 +15,12 @@ import (
 // takeResponse answers a response message POSTed by a filler: it records
 // it against the request it quotes (see recordResponse).
 func (g *Gateway) takeResponse(c *gin.Context, msg *envelope.Message) {
+	if p := caller(c); p != nil {
+		if req, err := g.findRequest(c.Request.Context(), msg.Header.Response.Identifier); err == nil && !p.mayFill(req.Fillers) {
+			g.fail(c, forbidden("partner %s is not a filler of Task/%s", p.ID, req.TaskID))
+			return
+		}
+	}
 	taskID, bundleID, err := g.recordResponse(c.Request.Context(), msg)
 	switch {
 	case errors.Is(err, ErrUnmatched):
@@ -114,6 +120,10 @@ func (g *Gateway) correlateByFocus(ctx context.Context, msg *envelope.Message) (
 
 // takeProgress answers a progress message from a filler.
 func (g *Gateway) takeProgress(c *gin.Context, req *ledger.Message, msg *envelope.Message) {
+	if p := caller(c); !p.mayFill(req.Fillers) {
+		g.fail(c, forbidden("partner %s is not a filler of Task/%s", p.ID, req.TaskID))
+		return
+	}
 	bundleID, err := g.record(c.Request.Context(), req, msg)
 	switch {
 	case errors.Is(err, ledger.ErrDuplicate):

@@ -63,6 +63,10 @@ func (t *Table) CancelRoute(ev envelope.Event) (Route, bool) {
 	return Route{}, false
 }
 
+// EventMatches reports whether a configured event pattern (as in
+// Route.Event) names ev.
+func EventMatches(pattern string, ev envelope.Event) bool { return matches(pattern, ev) }
+
 // matches reports whether a configured event names ev. A pattern with a '|'
 // is system|code and matches Codings; one without matches an eventUri or
 // eventCanonical exactly (a canonical's |version is ignored on both sides).

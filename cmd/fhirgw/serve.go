@@ -88,8 +88,8 @@ func runServe(ctx context.Context, env *environment, args []string) int {
 // serve runs the gateway described by cfg until ctx ends.
 func serve(ctx context.Context, cfg gateway.Config, log *zap.Logger) error {
 	gin.SetMode(gin.ReleaseMode)
-	if !cfg.Auth.Disabled {
-		log.Warn("partner authentication is not enforced by this release; run the gateway only where its callers are trusted")
+	if cfg.Auth.Disabled {
+		log.Warn("authentication is disabled by configuration (auth.disabled): any caller is trusted")
 	}
 	table, err := cfg.RouteTable()
 	if err != nil {

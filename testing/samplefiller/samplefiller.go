@@ -36,8 +36,10 @@ type Config struct {
 	// Name and Endpoint describe the filler as the source of its responses.
 	Name     string
 	Endpoint string
-	Log      *zap.Logger
-	Client   *http.Client
+	// APIKey authenticates the filler to a gateway that requires it.
+	APIKey string
+	Log    *zap.Logger
+	Client *http.Client
 }
 
 // Filler answers the messages of one queue.
@@ -172,6 +174,9 @@ func (f *Filler) post(ctx context.Context, body []byte, v envelope.Version) (int
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/fhir+json; fhirVersion="+v.String())
+	if f.cfg.APIKey != "" {
+		req.Header.Set("X-API-Key", f.cfg.APIKey)
+	}
 	resp, err := f.cfg.Client.Do(req)
 	if err != nil {
 		return 0, err
