@@ -21,6 +21,7 @@ type partner struct {
 	PartnerConfig
 	keyHash [sha256.Size]byte
 	hasKey  bool
+	jwks    *jwksCache // set for partners with JWT credentials
 }
 
 // authenticator knows the partners and tells who a request comes from.
@@ -40,6 +41,9 @@ func newAuthenticator(cfg Config) (*authenticator, error) {
 			}
 			copy(p.keyHash[:], h)
 			p.hasKey = true
+		}
+		if pc.JWT.JWKSURL != "" {
+			p.jwks = &jwksCache{url: pc.JWT.JWKSURL}
 		}
 		a.partners = append(a.partners, p)
 	}
@@ -73,6 +77,13 @@ func (a *authenticator) authenticate(r *http.Request) (*partner, *Error) {
 		if p.hasKey && subtle.ConstantTimeCompare(sum[:], p.keyHash[:]) == 1 {
 			return p, nil
 		}
+	}
+	if looksLikeJWT(cred) {
+		p, err := a.verifyJWT(r.Context(), cred)
+		if err != nil {
+			return nil, unauthorized("the bearer token is not accepted: " + err.Error())
+		}
+		return p, nil
 	}
 	return nil, unauthorized("the credentials match no partner")
 }

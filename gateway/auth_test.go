@@ -1,15 +1,24 @@
 package gateway_test
 
 import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/fhirgw/fhirgw/envelope"
 	"github.com/fhirgw/fhirgw/gateway"
 	"github.com/fhirgw/fhirgw/testing/gatewaytest"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jwt"
 )
 
 func keyHash(key string) string {
@@ -99,5 +108,95 @@ func TestAuthorizedPlacerAndFiller(t *testing.T) {
 	task := gatewaytest.Do(t, http.MethodGet, r.Header.Get("Content-Location"), nil, placer)
 	if task.Status != http.StatusOK {
 		t.Errorf("the placer polling its Task: %d", task.Status)
+	}
+}
+
+// issuer is an identity provider for tests: an RSA key published as a JWKS
+// on a local server, signing access tokens.
+type issuer struct {
+	url  string
+	key  jwk.Key
+	jwks *httptest.Server
+}
+
+func newIssuer(t *testing.T) *issuer {
+	t.Helper()
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := jwk.Import(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = key.Set(jwk.KeyIDKey, "key-1")
+	_ = key.Set(jwk.AlgorithmKey, jwa.RS256())
+	pub, err := key.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	body, _ := json.Marshal(set)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	return &issuer{url: "https://idp.stmarys.example", key: key, jwks: srv}
+}
+
+// token signs an access token; edit changes its claims.
+func (is *issuer) token(t *testing.T, key jwk.Key, edit func(b *jwt.Builder) *jwt.Builder) string {
+	t.Helper()
+	b := jwt.NewBuilder().Issuer(is.url).Audience([]string{"fhirgw"}).Subject("ehr").Expiration(time.Now().Add(time.Hour))
+	if edit != nil {
+		b = edit(b)
+	}
+	tok, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.RS256(), key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(signed)
+}
+
+func TestJWTAuthentication(t *testing.T) {
+	is := newIssuer(t)
+	cfg := authConfig()
+	cfg.Partners = append(cfg.Partners, gateway.PartnerConfig{ID: "st-lukes", Events: []string{gatewaytest.EventLabOrder},
+		JWT: gateway.JWTConfig{Issuer: is.url, JWKSURL: is.jwks.URL, Audience: "fhirgw"}})
+	s := gatewaytest.Start(t, cfg)
+	otherPriv, _ := rsa.GenerateKey(rand.Reader, 2048)
+	otherKey, _ := jwk.Import(otherPriv)
+	_ = otherKey.Set(jwk.KeyIDKey, "key-1")
+	cases := []struct {
+		name   string
+		token  string
+		status int
+	}{
+		{"valid", is.token(t, is.key, nil), http.StatusAccepted},
+		{"expired", is.token(t, is.key, func(b *jwt.Builder) *jwt.Builder { return b.Expiration(time.Now().Add(-time.Hour)) }), http.StatusUnauthorized},
+		{"wrong audience", is.token(t, is.key, func(b *jwt.Builder) *jwt.Builder { return b.Audience([]string{"someone-else"}) }), http.StatusUnauthorized},
+		{"unknown issuer", is.token(t, is.key, func(b *jwt.Builder) *jwt.Builder { return b.Issuer("https://evil.example") }), http.StatusUnauthorized},
+		{"signed by an unknown key", is.token(t, otherKey, nil), http.StatusUnauthorized},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			body := fixture(t, "r4/lab-order.json")
+			id := fmt.Sprintf("4b0c2d1e-7f6a-4e3b-9c8d-%012d", 700+i) // a new message each time
+			body = bytes.ReplaceAll(body, []byte("4b0c2d1e-7f6a-4e3b-9c8d-1a2b3c4d5e01"), []byte(id))
+			body = bytes.Replace(body, []byte("b4a1c2d3-0000-4000-8000-000000000001"), []byte(fmt.Sprintf("b4a1c2d3-0000-4000-8000-%012d", 700+i)), 1)
+			r := post(t, s, body, "async=true", http.Header{"Authorization": {"Bearer " + tc.token}})
+			if r.Status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, tc.status, r.Body)
+			}
+			if tc.status == http.StatusUnauthorized && r.Header.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+		})
 	}
 }

@@ -127,7 +127,7 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"env on a list of objects", "", map[string]string{"FHIRGW_ROUTES": "x"}, "FHIRGW_ROUTES"},
 		{"bad callback prefix", "callbacks:\n  allow: [\"/relative\"]\n", nil, "not an absolute URL prefix"},
 		{"bad key hash", "partners:\n  - {id: p, apiKeySHA256: abc}\n", nil, "64 hex digits"},
-		{"jwt partner", "partners:\n  - {id: p, jwt: {issuer: https://idp.example}}\n", nil, "jwt credentials are not available"},
+		{"incomplete jwt partner", "partners:\n  - {id: p, jwt: {issuer: https://idp.example}}\n", nil, "jwt needs issuer, jwksUrl"},
 		{"partner without credentials", "partners:\n  - {id: p}\n", nil, "has no credentials"},
 	}
 	for _, tc := range cases {

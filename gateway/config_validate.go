@@ -106,8 +106,10 @@ func (c Config) Validate() error {
 			bad("partners[%d].id %q is used twice", i, p.ID)
 		}
 		partnerIDs[p.ID] = true
-		if p.JWT != (JWTConfig{}) {
-			bad("partners[%d] (%s): jwt credentials are not available in this release; use apiKeySHA256", i, p.ID)
+		if j := p.JWT; j != (JWTConfig{}) {
+			if u, err := url.Parse(j.JWKSURL); j.Issuer == "" || j.Audience == "" || err != nil || u.Host == "" {
+				bad("partners[%d] (%s): jwt needs issuer, jwksUrl (an absolute URL) and audience", i, p.ID)
+			}
 		}
 		if h, err := hex.DecodeString(p.APIKeySHA256); p.APIKeySHA256 != "" && (err != nil || len(h) != sha256.Size) {
 			bad("partners[%d] (%s): apiKeySHA256 must be the hex SHA-256 of the key (64 hex digits)", i, p.ID)
