@@ -13,6 +13,7 @@ import (
 
 	"github.com/fhirgw/fhirgw/ack/ledger"
 	"github.com/fhirgw/fhirgw/testing/ledgertest"
+	"github.com/fhirgw/fhirgw/testing/wait"
 	"go.uber.org/goleak"
 )
 
@@ -76,17 +77,6 @@ func startPusher(t *testing.T, l *ledger.SQLite) *Pusher {
 	return p
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestAnswersReachAPlacerThatWasDownInOrder(t *testing.T) {
 	l := ledgertest.Open(t)
 	flaky, healthy := &placer{}, &placer{}
@@ -104,7 +94,7 @@ func TestAnswersReachAPlacerThatWasDownInOrder(t *testing.T) {
 	}
 	p := startPusher(t, l)
 	p.Notify()
-	eventually(t, "every answer delivered", func() bool { return len(flaky.received()) == 4 && len(healthy.received()) == 4 })
+	wait.Until(t, "every answer delivered", 15*time.Second, func() bool { return len(flaky.received()) == 4 && len(healthy.received()) == 4 })
 	for n, body := range flaky.received() {
 		if want := fmt.Sprintf("a response %d", n); body != want {
 			t.Errorf("flaky placer got %q at %d, want %q: out of order", body, n, want)
@@ -114,7 +104,7 @@ func TestAnswersReachAPlacerThatWasDownInOrder(t *testing.T) {
 		t.Errorf("%d attempts at the flaky placer, want 7", flaky.attempts.Load())
 	}
 	// The last delivery is recorded just after the placer took it.
-	eventually(t, "no callback owed", func() bool { n, _ := l.Callbacks(context.Background()); return n == 0 })
+	wait.Until(t, "no callback owed", 15*time.Second, func() bool { n, _ := l.Callbacks(context.Background()); return n == 0 })
 }
 
 func TestAPlacerRefusingAnAnswerDoesNotBlockTheNext(t *testing.T) {
@@ -132,7 +122,7 @@ func TestAPlacerRefusingAnAnswerDoesNotBlockTheNext(t *testing.T) {
 	respond(t, l, "a", 0)
 	respond(t, l, "a", 1)
 	startPusher(t, l).Notify()
-	eventually(t, "both callbacks settled", func() bool { n, _ := l.Callbacks(context.Background()); return n == 0 })
+	wait.Until(t, "both callbacks settled", 15*time.Second, func() bool { n, _ := l.Callbacks(context.Background()); return n == 0 })
 	if calls.Load() != 2 {
 		t.Errorf("%d calls, want 2 (a refused one is not retried)", calls.Load())
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fhirgw/fhirgw/router"
 	"github.com/fhirgw/fhirgw/testing/brokertest"
+	"github.com/fhirgw/fhirgw/testing/wait"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -112,17 +113,6 @@ func startWorker(t *testing.T, topo router.Topology, filler, url string, sink Si
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 var fastRetry = RetryPolicy{MaxAttempts: 5, Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}
 
 func TestWorkerRetriesUntilTheFillerRecovers(t *testing.T) {
@@ -140,7 +130,7 @@ func TestWorkerRetriesUntilTheFillerRecovers(t *testing.T) {
 	sink := newSink()
 	startWorker(t, topo, "lab", filler.URL, sink, fastRetry)
 	route(t, ch, topo, "lab", "task-1")
-	eventually(t, "the delivery", func() bool { d, _ := sink.counts(); return d == 1 })
+	wait.Until(t, "the delivery", 20*time.Second, func() bool { d, _ := sink.counts(); return d == 1 })
 	if calls.Load() != 4 {
 		t.Errorf("%d attempts, want 4 (three 503s, then 200)", calls.Load())
 	}
@@ -165,12 +155,12 @@ func TestWorkerParksPermanentAndExhaustedFailures(t *testing.T) {
 	startWorker(t, topo, "lab", filler.URL, sink, fastRetry)
 	route(t, ch, topo, "lab", "bad")
 	route(t, ch, topo, "lab", "down")
-	eventually(t, "both messages parked", func() bool { _, p := sink.counts(); return p == 2 })
+	wait.Until(t, "both messages parked", 20*time.Second, func() bool { _, p := sink.counts(); return p == 2 })
 	if calls.Load() != 1+5 {
 		t.Errorf("%d attempts, want 6: one for the 400, five for the 500s", calls.Load())
 	}
 	var dead []amqp.Delivery
-	eventually(t, "the dead-letter queue", func() bool {
+	wait.Until(t, "the dead-letter queue", 20*time.Second, func() bool {
 		d, ok, err := ch.Get(topo.DeadQueue("lab"), true)
 		if err != nil {
 			t.Fatal(err)
@@ -208,7 +198,7 @@ func TestAFailingFillerDoesNotDelayAnother(t *testing.T) {
 	for i := range 20 {
 		route(t, ch, topo, "lab", fmt.Sprintf("l-%d", i))
 	}
-	eventually(t, "the healthy filler's messages", func() bool { d, _ := healthySink.counts(); return d == 20 })
+	wait.Until(t, "the healthy filler's messages", 20*time.Second, func() bool { d, _ := healthySink.counts(); return d == 20 })
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("the healthy filler took %v while the other was failing", took)
 	}
@@ -227,7 +217,7 @@ func TestWorkerDropsCancelledTasks(t *testing.T) {
 	startWorker(t, topo, "lab", filler.URL, sink, fastRetry)
 	route(t, ch, topo, "lab", "gone")
 	route(t, ch, topo, "lab", "kept")
-	eventually(t, "the kept message", func() bool { d, _ := sink.counts(); return d == 1 })
+	wait.Until(t, "the kept message", 20*time.Second, func() bool { d, _ := sink.counts(); return d == 1 })
 	if calls.Load() != 1 || sink.delivered[0].TaskID != "kept" {
 		t.Errorf("%d deliveries: %+v", calls.Load(), sink.delivered)
 	}
@@ -267,7 +257,7 @@ func TestConcurrentDeliveries(t *testing.T) {
 	for i := range 16 {
 		route(t, ch, topo, "lab", fmt.Sprintf("c-%d", i))
 	}
-	eventually(t, "16 deliveries", func() bool { d, _ := sink.counts(); return d == 16 })
+	wait.Until(t, "16 deliveries", 20*time.Second, func() bool { d, _ := sink.counts(); return d == 16 })
 	if p := peak.Load(); p < 2 || p > 8 {
 		t.Errorf("peak of %d deliveries at once, want between 2 and 8", p)
 	}

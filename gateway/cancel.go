@@ -13,16 +13,13 @@ import (
 )
 
 // cancelBeforeDelivery handles a message whose event is a route's
-// cancelEvent: when the order it cancels (found by its focus) is still
+// cancelEvent (the caller has checked that it is): when the order it cancels (found by its focus) is still
 // waiting for delivery to fillers the gateway delivers itself (http), the
 // order is cancelled and never delivered, and the cancellation is answered
 // 200. It reports false when the message must be routed like any other
 // (no such order, already delivered, or a filler that consumes its queue
 // itself).
 func (g *Gateway) cancelBeforeDelivery(c *gin.Context, msg *envelope.Message) bool {
-	if _, ok := g.routes.CancelRoute(msg.Header.Event); !ok {
-		return false
-	}
 	ctx := c.Request.Context()
 	if prior, err := g.ledger.ByIdentity(ctx, msg.Identity.Key()); err == nil {
 		g.replay(c, msg, prior.Answer, prior.TaskID) // a cancellation sent again

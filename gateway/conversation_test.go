@@ -16,6 +16,7 @@ import (
 	"github.com/fhirgw/fhirgw/gateway"
 	"github.com/fhirgw/fhirgw/testing/gatewaytest"
 	"github.com/fhirgw/fhirgw/testing/samplefiller"
+	"github.com/fhirgw/fhirgw/testing/wait"
 )
 
 // placerEndpoint collects the answers pushed to a placer, in arrival order.
@@ -134,10 +135,7 @@ func labConversation(t *testing.T, fixturePath string, v envelope.Version) {
 		lastModified = r.Header.Get("Last-Modified")
 	}
 
-	deadline := time.Now().Add(20 * time.Second)
-	for len(placer.received()) < len(steps) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.For(20*time.Second, func() bool { return len(placer.received()) >= len(steps) })
 	got := placer.received()
 	if len(got) != len(steps) {
 		t.Fatalf("the placer received %d of %d messages", len(got), len(steps))
@@ -163,10 +161,7 @@ func TestFatalErrorRejectsTheTaskAndReachesThePlacer(t *testing.T) {
 	if tv := readTask(t, s, r.Header.Get("Content-Location")); tv.Status != "rejected" || len(tv.Output) != 1 {
 		t.Errorf("task %+v", tv)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for len(placer.received()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.For(15*time.Second, func() bool { return len(placer.received()) > 0 })
 	if got := placer.received(); len(got) != 1 || string(got[0]) != string(reject) {
 		t.Errorf("the placer received %d messages, want the fatal-error response", len(got))
 	}
@@ -224,11 +219,8 @@ func TestSampleFillerReportsProgress(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	r := s.Post(t, fixture(t, "r4/lab-order.json"), "async=true", "")
 	loc := r.Header.Get("Content-Location")
-	deadline := time.Now().Add(15 * time.Second)
-	tv := readTask(t, s, loc)
-	for ; tv.Status != "completed" && time.Now().Before(deadline); tv = readTask(t, s, loc) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	var tv taskView
+	wait.For(15*time.Second, func() bool { tv = readTask(t, s, loc); return tv.Status == "completed" })
 	if tv.Status != "completed" || len(tv.Output) != 3 || tv.BusinessStatus.Text != "results final" {
 		t.Errorf("task %+v, want completed after an ack and two progress messages", tv)
 	}

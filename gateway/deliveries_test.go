@@ -13,6 +13,7 @@ import (
 	"github.com/fhirgw/fhirgw/envelope"
 	"github.com/fhirgw/fhirgw/gateway"
 	"github.com/fhirgw/fhirgw/testing/gatewaytest"
+	"github.com/fhirgw/fhirgw/testing/wait"
 )
 
 // httpFiller is a filler's $process-message that answers every message
@@ -91,12 +92,8 @@ func TestParkedDeliveryFailsTheTaskAndAnswersThePlacer(t *testing.T) {
 	}
 	loc := r.Header.Get("Content-Location")
 	var tv taskView
-	deadline := time.Now().Add(20 * time.Second)
-	for tv = readTask(t, s, loc); tv.Status != "failed" || len(tv.Output) == 0; tv = readTask(t, s, loc) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the task never failed: %+v", tv)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !wait.For(20*time.Second, func() bool { tv = readTask(t, s, loc); return tv.Status == "failed" && len(tv.Output) > 0 }) {
+		t.Fatalf("the task never failed: %+v", tv)
 	}
 	if !bytes.Contains([]byte(tv.BusinessStatus.Text), []byte("delivery to lab failed")) {
 		t.Errorf("business status %q", tv.BusinessStatus.Text)
@@ -106,9 +103,7 @@ func TestParkedDeliveryFailsTheTaskAndAnswersThePlacer(t *testing.T) {
 	if err != nil || resp.Header.Response.Code != envelope.ResponseTransientError {
 		t.Errorf("the placer's answer: %v %s", err, b.Body)
 	}
-	for len(placer.received()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.For(20*time.Second, func() bool { return len(placer.received()) > 0 })
 	if got := placer.received(); len(got) != 1 || !bytes.Equal(got[0], b.Body) {
 		t.Errorf("the placer received %d messages, want the transient-error response", len(got))
 	}
@@ -124,10 +119,7 @@ func TestASilentFillerPastTheAckDeadlineFailsTheTask(t *testing.T) {
 		t.Fatalf("%d %s", r.Status, r.Body)
 	}
 	loc := r.Header.Get("Content-Location")
-	deadline := time.Now().Add(15 * time.Second)
-	for len(placer.received()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.For(15*time.Second, func() bool { return len(placer.received()) > 0 })
 	got := placer.received()
 	if len(got) != 1 {
 		t.Fatalf("the placer received %d messages, want the transient-error response", len(got))

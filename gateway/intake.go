@@ -50,13 +50,15 @@ func (g *Gateway) processMessage(c *gin.Context) {
 		g.takeResponse(c, msg)
 		return
 	}
-	if _, isCancel := g.routes.CancelRoute(msg.Header.Event); isCancel && !caller(c).mayPlace(msg.Header.Event) {
-		g.fail(c, forbidden("partner %s may not send the event %s", caller(c).ID, msg.Header.Event))
-		return
-	}
-	if g.cancelBeforeDelivery(c, msg) {
-		outcome = "cancellation"
-		return
+	if _, isCancel := g.routes.CancelRoute(msg.Header.Event); isCancel {
+		if p := caller(c); !p.mayPlace(msg.Header.Event) {
+			g.fail(c, forbidden("partner %s may not send the event %s", p.ID, msg.Header.Event))
+			return
+		}
+		if g.cancelBeforeDelivery(c, msg) {
+			outcome = "cancellation"
+			return
+		}
 	}
 	route, err := g.routes.Match(msg.Header.Event)
 	if err != nil {

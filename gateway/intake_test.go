@@ -18,6 +18,7 @@ import (
 	"github.com/fhirgw/fhirgw/testing/clock"
 	"github.com/fhirgw/fhirgw/testing/gatewaytest"
 	goldenfile "github.com/fhirgw/fhirgw/testing/golden"
+	"github.com/fhirgw/fhirgw/testing/wait"
 	"github.com/gin-gonic/gin"
 )
 
@@ -271,14 +272,10 @@ func TestTaskConditionalReads(t *testing.T) {
 	loc := r.Header.Get("Content-Location")
 	s.Drain(t, "lab", 1, 10*time.Second)
 	var first gatewaytest.Response
-	deadline := time.Now().Add(10 * time.Second)
-	for { // wait until routed, the last change before a response
+	wait.For(10*time.Second, func() bool { // until routed, the last change before a response
 		first = gatewaytest.Do(t, http.MethodGet, loc, nil, nil)
-		if bytes.Contains(first.Body, []byte("routed to lab")) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return bytes.Contains(first.Body, []byte("routed to lab"))
+	})
 	etag, lm := first.Header.Get("ETag"), first.Header.Get("Last-Modified")
 	if first.Status != http.StatusOK || etag == "" || lm == "" {
 		t.Fatalf("task %d etag %q last-modified %q", first.Status, etag, lm)
@@ -341,16 +338,10 @@ func TestDuplicateWindowEndsAfterReliableCacheMinutes(t *testing.T) {
 		t.Fatal("within the window the message is not a duplicate")
 	}
 	c.Add(2 * time.Minute)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := s.Get(t, strings.TrimPrefix(first.Header.Get("Content-Location"), s.Base), nil)
-		if r.Status == http.StatusNotFound {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the message outlived the duplicate-detection window")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !wait.For(10*time.Second, func() bool {
+		return s.Get(t, strings.TrimPrefix(first.Header.Get("Content-Location"), s.Base), nil).Status == http.StatusNotFound
+	}) {
+		t.Fatal("the message outlived the duplicate-detection window")
 	}
 	later := s.Post(t, body, "async=true", "")
 	if later.Status != http.StatusAccepted || later.Header.Get("Content-Location") == first.Header.Get("Content-Location") {

@@ -11,6 +11,7 @@ import (
 	"github.com/fhirgw/fhirgw/gateway"
 	"github.com/fhirgw/fhirgw/testing/brokertest"
 	"github.com/fhirgw/fhirgw/testing/gatewaytest"
+	"github.com/fhirgw/fhirgw/testing/wait"
 )
 
 // withIdentity gives the lab-order fixture a distinct identity n.
@@ -30,12 +31,8 @@ func TestBrokerOutageKeepsAcceptingUpToTheBacklogBound(t *testing.T) {
 	s := gatewaytest.Start(t, cfg)
 
 	proxy.Cut()
-	deadline := time.Now().Add(15 * time.Second)
-	for s.Relay.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("the relay did not notice the outage")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !wait.For(15*time.Second, func() bool { return !s.Relay.Ready() }) {
+		t.Fatal("the relay did not notice the outage")
 	}
 	accepted := 0
 	for i := range 20 {

@@ -13,38 +13,52 @@ import (
 )
 
 // takeResponse answers a response message POSTed by a filler: it records
-// it against the request it quotes (see recordResponse).
+// it against the request it quotes (see record), after checking that the
+// caller may answer for that request's fillers.
 func (g *Gateway) takeResponse(c *gin.Context, msg *envelope.Message) {
-	if p := caller(c); p != nil {
-		if req, err := g.findRequest(c.Request.Context(), msg.Header.Response.Identifier); err == nil && !p.mayFill(req.Fillers) {
+	ctx := c.Request.Context()
+	req, err := g.findRequest(ctx, msg.Header.Response.Identifier)
+	if errors.Is(err, ledger.ErrNotFound) {
+		g.takeUnmatched(c, msg)
+		return
+	}
+	if err == nil {
+		if p := caller(c); !p.mayFill(req.Fillers) {
 			g.fail(c, forbidden("partner %s is not a filler of Task/%s", p.ID, req.TaskID))
 			return
 		}
 	}
-	taskID, bundleID, err := g.recordResponse(c.Request.Context(), msg)
+	var bundleID string
+	if err == nil {
+		bundleID, err = g.record(ctx, req, msg)
+	}
 	switch {
-	case errors.Is(err, ErrUnmatched):
-		// Kept, not dropped: readable at Bundle/{id} for whoever sorts it out.
-		r := &ledger.Response{BundleID: g.newID(), Identity: msg.Identity.Key(), Code: string(msg.Header.Response.Code), Body: msg.Raw}
-		if err := g.ledger.AddUnmatched(c.Request.Context(), r); err != nil && !errors.Is(err, ledger.ErrDuplicate) {
-			g.fail(c, asEdgeError(err))
-			return
-		}
-		c.Header("Content-Location", g.base+"/Bundle/"+r.BundleID)
-		quoted := msg.Header.Response.Identifier
-		g.fail(c, edgeError(http.StatusUnprocessableEntity, ErrUnmatched, envelope.IssueNotFound,
-			"Bundle.entry[0].resource.response.identifier",
-			"the response quotes %s, which matches no message in the gateway's custody; it was recorded as Bundle/%s", quoted, r.BundleID))
 	case errors.Is(err, ledger.ErrDuplicate):
-		g.writeFHIR(c, http.StatusOK, msg.Version, information("this response was already recorded for Task/"+taskID))
+		g.writeFHIR(c, http.StatusOK, msg.Version, information("this response was already recorded for Task/"+req.TaskID))
 	case err != nil:
 		e := edgeError(http.StatusServiceUnavailable, ErrCustody, envelope.IssueType("transient"), "", "the response could not be recorded; retry later")
 		e.Err, e.RetryAfter = err, g.cfg.Outbox.RetryAfter.Std()
 		g.fail(c, e)
 	default:
 		c.Header("Content-Location", g.base+"/Bundle/"+bundleID)
-		g.writeFHIR(c, http.StatusOK, msg.Version, information("response recorded for Task/"+taskID))
+		g.writeFHIR(c, http.StatusOK, msg.Version, information("response recorded for Task/"+req.TaskID))
 	}
+}
+
+// takeUnmatched keeps a response that quotes no message in custody (it is
+// readable at Bundle/{id} for whoever sorts it out) and answers 422.
+func (g *Gateway) takeUnmatched(c *gin.Context, msg *envelope.Message) {
+	quoted := msg.Header.Response.Identifier
+	g.log.Info("response matches no message in custody", zap.String("identity", msg.Identity.Key()), zap.String("quotes", quoted.String()))
+	r := &ledger.Response{BundleID: g.newID(), Identity: msg.Identity.Key(), Code: string(msg.Header.Response.Code), Body: msg.Raw}
+	if err := g.ledger.AddUnmatched(c.Request.Context(), r); err != nil && !errors.Is(err, ledger.ErrDuplicate) {
+		g.fail(c, asEdgeError(err))
+		return
+	}
+	c.Header("Content-Location", g.base+"/Bundle/"+r.BundleID)
+	g.fail(c, edgeError(http.StatusUnprocessableEntity, ErrUnmatched, envelope.IssueNotFound,
+		"Bundle.entry[0].resource.response.identifier",
+		"the response quotes %s, which matches no message in the gateway's custody; it was recorded as Bundle/%s", quoted, r.BundleID))
 }
 
 // recordResponse records a response message against the request it quotes

@@ -12,6 +12,7 @@ import (
 	"github.com/fhirgw/fhirgw/router"
 	"github.com/fhirgw/fhirgw/testing/brokertest"
 	"github.com/fhirgw/fhirgw/testing/ledgertest"
+	"github.com/fhirgw/fhirgw/testing/wait"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -63,17 +64,6 @@ func topology(t *testing.T, fillers ...string) router.Topology {
 	return topo
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // drain reads every message now in queue.
 func drain(t *testing.T, queue string) []amqp.Delivery {
 	t.Helper()
@@ -101,7 +91,7 @@ func TestRelayDeliversTheOriginalBytesWithTheContractProperties(t *testing.T) {
 	m2 := accept(t, l, 2, "lab", "archive") // fan-out
 	r := startRelay(t, brokertest.URL(t), l, topo)
 	r.Notify()
-	waitFor(t, "the outbox to empty", 15*time.Second, func() bool { return l.Backlog() == 0 })
+	wait.Until(t, "the outbox to empty", 15*time.Second, func() bool { return l.Backlog() == 0 })
 	if !r.Ready() {
 		t.Error("relay not ready while connected")
 	}
@@ -141,10 +131,10 @@ func TestRelaySurvivesABrokerOutage(t *testing.T) {
 	topo := topology(t, "lab")
 	proxy := brokertest.NewProxy(t)
 	r := startRelay(t, proxy.URL(), l, topo)
-	waitFor(t, "the relay to connect", 15*time.Second, r.Ready)
+	wait.Until(t, "the relay to connect", 15*time.Second, r.Ready)
 
 	proxy.Cut()
-	waitFor(t, "the relay to notice the outage", 15*time.Second, func() bool { return !r.Ready() })
+	wait.Until(t, "the relay to notice the outage", 15*time.Second, func() bool { return !r.Ready() })
 	for i := range 20 {
 		accept(t, l, i, "lab")
 		r.Notify()
@@ -154,7 +144,7 @@ func TestRelaySurvivesABrokerOutage(t *testing.T) {
 		t.Fatalf("backlog %d during the outage, want 20", l.Backlog())
 	}
 	proxy.Restore()
-	waitFor(t, "the backlog to drain after the broker returns", 30*time.Second, func() bool { return l.Backlog() == 0 })
+	wait.Until(t, "the backlog to drain after the broker returns", 30*time.Second, func() bool { return l.Backlog() == 0 })
 	got := drain(t, topo.FillerQueue("lab"))
 	seen := map[string]bool{}
 	for _, d := range got {
@@ -176,7 +166,7 @@ func TestRelayPublishesAnOfferedDeliveryOnce(t *testing.T) {
 	r := startRelay(t, brokertest.URL(t), l, topo)
 	// Every delivery is both in the outbox and offered in memory.
 	r.Offer(offers[:25]...)
-	waitFor(t, "the outbox to empty", 15*time.Second, func() bool { return l.Backlog() == 0 })
+	wait.Until(t, "the outbox to empty", 15*time.Second, func() bool { return l.Backlog() == 0 })
 	r.Offer(offers[25:]...) // late offers of deliveries already published
 	time.Sleep(300 * time.Millisecond)
 	got := drain(t, topo.FillerQueue("lab"))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fhirgw/fhirgw/testing/brokertest"
+	"github.com/fhirgw/fhirgw/testing/wait"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -81,15 +82,14 @@ func TestBrokerStoppedAndRestarted(t *testing.T) {
 
 func waitStatus(t *testing.T, url string, status int) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if r, err := http.Get(url); err == nil {
-			r.Body.Close()
-			if r.StatusCode == status {
-				return
-			}
+	if !wait.For(60*time.Second, func() bool {
+		r, err := http.Get(url)
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		r.Body.Close()
+		return r.StatusCode == status
+	}) {
+		t.Fatalf("%s never answered %d", url, status)
 	}
-	t.Fatalf("%s never answered %d", url, status)
 }
