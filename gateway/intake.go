@@ -67,12 +67,12 @@ func (g *Gateway) processMessage(c *gin.Context) {
 		// A routed message is always a new request.
 		if req, ok := g.correlateByID(c.Request.Context(), c.GetHeader("X-Correlation-ID")); ok {
 			outcome = "progress"
-			g.takeProgress(c, req, msg)
+			g.takeAnswer(c, req, msg, "progress message")
 			return
 		}
 		if req, ok := g.correlateByFocus(c.Request.Context(), msg); ok {
 			outcome = "progress"
-			g.takeProgress(c, req, msg)
+			g.takeAnswer(c, req, msg, "progress message")
 			return
 		}
 		outcome = "unroutable"

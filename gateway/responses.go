@@ -22,27 +22,37 @@ func (g *Gateway) takeResponse(c *gin.Context, msg *envelope.Message) {
 		g.takeUnmatched(c, msg)
 		return
 	}
-	if err == nil {
-		if p := caller(c); !p.mayFill(req.Fillers) {
-			g.fail(c, forbidden("partner %s is not a filler of Task/%s", p.ID, req.TaskID))
-			return
-		}
+	if err != nil {
+		g.failRecording(c, err)
+		return
 	}
-	var bundleID string
-	if err == nil {
-		bundleID, err = g.record(ctx, req, msg)
+	g.takeAnswer(c, req, msg, "response")
+}
+
+// takeAnswer records a filler's response or progress message (kind) in
+// req's exchange, if the caller may answer for req's fillers, and says so.
+func (g *Gateway) takeAnswer(c *gin.Context, req *ledger.Message, msg *envelope.Message, kind string) {
+	if p := caller(c); !p.mayFill(req.Fillers) {
+		g.fail(c, forbidden("partner %s is not a filler of Task/%s", p.ID, req.TaskID))
+		return
 	}
+	bundleID, err := g.record(c.Request.Context(), req, msg)
 	switch {
 	case errors.Is(err, ledger.ErrDuplicate):
-		g.writeFHIR(c, http.StatusOK, msg.Version, information("this response was already recorded for Task/"+req.TaskID))
+		g.writeFHIR(c, http.StatusOK, msg.Version, information("this "+kind+" was already recorded for Task/"+req.TaskID))
 	case err != nil:
-		e := edgeError(http.StatusServiceUnavailable, ErrCustody, envelope.IssueType("transient"), "", "the response could not be recorded; retry later")
-		e.Err, e.RetryAfter = err, g.cfg.Outbox.RetryAfter.Std()
-		g.fail(c, e)
+		g.failRecording(c, err)
 	default:
 		c.Header("Content-Location", g.base+"/Bundle/"+bundleID)
-		g.writeFHIR(c, http.StatusOK, msg.Version, information("response recorded for Task/"+req.TaskID))
+		g.writeFHIR(c, http.StatusOK, msg.Version, information(kind+" recorded for Task/"+req.TaskID))
 	}
+}
+
+// failRecording answers 503 when the ledger could not record an answer.
+func (g *Gateway) failRecording(c *gin.Context, err error) {
+	e := edgeError(http.StatusServiceUnavailable, ErrCustody, envelope.IssueType("transient"), "", "the message could not be recorded; retry later")
+	e.Err, e.RetryAfter = err, g.cfg.Outbox.RetryAfter.Std()
+	g.fail(c, e)
 }
 
 // takeUnmatched keeps a response that quotes no message in custody (it is
@@ -130,26 +140,6 @@ func (g *Gateway) correlateByFocus(ctx context.Context, msg *envelope.Message) (
 	}
 	req, err := g.ledger.ByFocusKey(ctx, keys)
 	return req, err == nil
-}
-
-// takeProgress answers a progress message from a filler.
-func (g *Gateway) takeProgress(c *gin.Context, req *ledger.Message, msg *envelope.Message) {
-	if p := caller(c); !p.mayFill(req.Fillers) {
-		g.fail(c, forbidden("partner %s is not a filler of Task/%s", p.ID, req.TaskID))
-		return
-	}
-	bundleID, err := g.record(c.Request.Context(), req, msg)
-	switch {
-	case errors.Is(err, ledger.ErrDuplicate):
-		g.writeFHIR(c, http.StatusOK, msg.Version, information("this message was already recorded for Task/"+req.TaskID))
-	case err != nil:
-		e := edgeError(http.StatusServiceUnavailable, ErrCustody, envelope.IssueType("transient"), "", "the message could not be recorded; retry later")
-		e.Err, e.RetryAfter = err, g.cfg.Outbox.RetryAfter.Std()
-		g.fail(c, e)
-	default:
-		c.Header("Content-Location", g.base+"/Bundle/"+bundleID)
-		g.writeFHIR(c, http.StatusOK, msg.Version, information("progress recorded for Task/"+req.TaskID))
-	}
 }
 
 // findRequest finds the message a response.identifier quotes: by
