@@ -272,6 +272,41 @@ func TestConcurrentAcceptsAreDurable(t *testing.T) {
 	}
 }
 
+// A caller that gives up learns the real outcome: an operation the writer
+// had not reached is skipped, one it had reached is finished and reported.
+func TestACancelledCallerLearnsTheRealOutcome(t *testing.T) {
+	c := newClock()
+	l := open(t, filepath.Join(t.TempDir(), "l.db"), c)
+	const n = 200
+	results := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%20)*50*time.Microsecond)
+			defer cancel()
+			results[i] = l.Accept(ctx, message(i))
+		}()
+	}
+	wg.Wait()
+	var kept, skipped int
+	for i, err := range results {
+		_, found := l.Task(context.Background(), fmt.Sprintf("task-%d", i))
+		switch {
+		case err == nil && found == nil:
+			kept++
+		case errors.Is(err, context.DeadlineExceeded) && errors.Is(found, ErrNotFound):
+			skipped++
+		default:
+			t.Errorf("task-%d: accept said %v, the ledger says %v", i, err, found)
+		}
+	}
+	if kept == 0 || skipped == 0 {
+		t.Logf("kept %d, skipped %d: the deadlines did not mix both outcomes this run", kept, skipped)
+	}
+}
+
 func TestAFailureAfterAWriteAbortsTheWholeBatch(t *testing.T) {
 	ctx := context.Background()
 	l := open(t, filepath.Join(t.TempDir(), "l.db"), newClock())

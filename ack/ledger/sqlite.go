@@ -50,6 +50,9 @@ type op struct {
 	// after runs once the transaction holding fn has committed (fn succeeded).
 	after func()
 	done  chan error
+	// ctx is the caller's: an operation whose caller gave up before the
+	// writer reached it is skipped, never half-observed.
+	ctx context.Context
 }
 
 // OpenSQLite opens (creating if needed) the ledger at path and migrates its
@@ -181,6 +184,10 @@ func (l *SQLite) commit(batch []*op) {
 		return
 	}
 	for i, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
 		if !o.isolated {
 			err := o.fn(tx)
 			var clean *unwrittenError
@@ -248,7 +255,7 @@ func (l *SQLite) doUnisolated(ctx context.Context, fn func(*wtx) error, after fu
 }
 
 func (l *SQLite) submit(ctx context.Context, o *op) error {
-	o.done = make(chan error, 1)
+	o.done, o.ctx = make(chan error, 1), ctx
 	select {
 	case l.ops <- o:
 	case <-l.closing:
@@ -256,12 +263,19 @@ func (l *SQLite) submit(ctx context.Context, o *op) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	// The writer owns o now: it skips o if ctx has ended by the time it gets
+	// there, and otherwise finishes it (a commit is short), so the caller
+	// always learns the real outcome and fn's captures are never raced.
 	select {
 	case err := <-o.done:
 		return err
-	case <-ctx.Done():
-		// The operation may still commit; callers treat the outcome as unknown.
-		return ctx.Err()
+	case <-l.stopped:
+		select {
+		case err := <-o.done:
+			return err
+		default:
+			return ErrClosed
+		}
 	}
 }
 
