@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"strconv"
-
 	"github.com/fhirgw/fhirgw/envelope"
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
@@ -14,10 +12,7 @@ func (g *Gateway) fail(c *gin.Context, e *Error) {
 	if e.Status >= 500 {
 		g.log.Error("request failed", zap.Int("status", e.Status), zap.String("path", c.Request.URL.Path), zap.Error(e.Err))
 	}
-	if e.RetryAfter > 0 {
-		c.Header("Retry-After", strconv.Itoa(int((e.RetryAfter+999_999_999)/1_000_000_000)))
-	}
-	g.writeFHIR(c, e.Status, g.version, e.Outcome().JSON())
+	reply{Status: e.Status, ContentType: contentType(g.version), Body: e.Outcome().JSON(), RetryAfter: e.RetryAfter}.write(c)
 }
 
 // writeFHIR answers with FHIR JSON bytes of version v.

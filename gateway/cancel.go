@@ -8,7 +8,6 @@ import (
 	"github.com/fhirgw/fhirgw/ack"
 	"github.com/fhirgw/fhirgw/ack/ledger"
 	"github.com/fhirgw/fhirgw/envelope"
-	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 )
 
@@ -19,29 +18,26 @@ import (
 // 200. It reports false when the message must be routed like any other
 // (no such order, already delivered, or a filler that consumes its queue
 // itself).
-func (g *Gateway) cancelBeforeDelivery(c *gin.Context, msg *envelope.Message) bool {
-	ctx := c.Request.Context()
+func (g *Gateway) cancelBeforeDelivery(ctx context.Context, msg *envelope.Message) (reply, bool) {
 	if prior, err := g.ledger.ByIdentity(ctx, msg.Identity.Key()); err == nil {
-		g.replay(c, msg, prior.Answer, prior.TaskID) // a cancellation sent again
-		return true
+		return g.storedReply(msg.Version, prior.Answer, prior.TaskID), true // a cancellation sent again
 	}
 	order, err := g.ledger.ByFocusKey(ctx, ack.FocusKeys(msg))
 	if err != nil || order.Status != "requested" || !g.deliversItself(order.Fillers) {
-		return false
+		return reply{}, false
 	}
 	why := fmt.Sprintf("cancelled by message %s before delivery", msg.Identity.Key())
 	moved, err := g.ledger.Transition(ctx, order.TaskID, "cancelled", []string{"requested"}, why)
 	if err != nil || !moved {
-		return false
+		return reply{}, false
 	}
 	g.log.Info("order cancelled before delivery", zap.String("taskId", order.TaskID), zap.String("by", msg.Identity.Key()))
-	g.recordCancellation(ctx, c, msg, order)
-	return true
+	return g.recordCancellation(ctx, msg, order), true
 }
 
 // recordCancellation keeps the cancellation message, with its answer, so
 // that a resend of it is answered the same.
-func (g *Gateway) recordCancellation(ctx context.Context, c *gin.Context, msg *envelope.Message, order *ledger.Message) {
+func (g *Gateway) recordCancellation(ctx context.Context, msg *envelope.Message, order *ledger.Message) reply {
 	a := ledger.Answer{Status: http.StatusOK, ContentType: contentType(msg.Version),
 		Body: information(fmt.Sprintf("Task/%s (message %s) was cancelled before it was delivered", order.TaskID, order.Identity))}
 	taskID := g.newID()
@@ -53,7 +49,7 @@ func (g *Gateway) recordCancellation(ctx context.Context, c *gin.Context, msg *e
 	if err := g.ledger.Accept(ctx, m); err != nil {
 		g.log.Warn("recording a cancellation failed", zap.String("taskId", order.TaskID), zap.Error(err))
 	}
-	g.answer(c, msg.Version, a, taskID)
+	return g.storedReply(msg.Version, a, taskID)
 }
 
 // deliversItself reports whether every filler is one the gateway delivers

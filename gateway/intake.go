@@ -22,100 +22,21 @@ import (
 // response when its route sets no syncTimeout.
 const defaultSyncTimeout = 10 * time.Second
 
-// processMessage is POST [base]/$process-message.
+// processMessage is POST [base]/$process-message: the HTTP edge of process.
 func (g *Gateway) processMessage(c *gin.Context) {
-	start := g.now()
-	outcome := "error"
-	defer func() { g.metrics.observeIntake(outcome, g.now().Sub(start)) }()
-
 	v, e := g.requestVersion(c.Request)
-	if e != nil {
-		g.fail(c, e)
-		return
-	}
-	body, e := g.readBody(c)
-	if e != nil {
-		g.fail(c, e)
-		return
-	}
-	msg, err := g.parser.Parse(body, v)
-	if err != nil {
-		outcome = "invalid"
-		g.log.Info("message rejected", zap.String("rule", ruleOf(err)))
-		g.fail(c, asEdgeError(err))
-		return
-	}
-	if msg.IsResponse() {
-		outcome = "response"
-		g.takeResponse(c, msg)
-		return
-	}
-	if _, isCancel := g.routes.CancelRoute(msg.Header.Event); isCancel {
-		if p := caller(c); !p.mayPlace(msg.Header.Event) {
-			g.fail(c, forbidden("partner %s may not send the event %s", p.ID, msg.Header.Event))
-			return
-		}
-		if g.cancelBeforeDelivery(c, msg) {
-			outcome = "cancellation"
+	if e == nil {
+		var body []byte
+		if body, e = g.readBody(c); e == nil {
+			g.process(c.Request.Context(), inbound{
+				Body: body, Version: v, Partner: caller(c), Async: c.Query("async") == "true",
+				ResponseURL: c.Query("response-url"), CorrelationID: c.GetHeader("X-Correlation-ID"),
+			}).write(c)
 			return
 		}
 	}
-	route, err := g.routes.Match(msg.Header.Event)
-	if err != nil {
-		// A message no route takes may be a filler's progress report: named
-		// by the X-Correlation-ID it echoes, or pointing at a request's focus.
-		// A routed message is always a new request.
-		if req, ok := g.correlateByID(c.Request.Context(), c.GetHeader("X-Correlation-ID")); ok {
-			outcome = "progress"
-			g.takeAnswer(c, req, msg, "progress message")
-			return
-		}
-		if req, ok := g.correlateByFocus(c.Request.Context(), msg); ok {
-			outcome = "progress"
-			g.takeAnswer(c, req, msg, "progress message")
-			return
-		}
-		outcome = "unroutable"
-		g.log.Info("no route for the event", zap.String("event", msg.Header.Event.Key()), zap.String("identity", msg.Identity.Key()))
-		g.fail(c, edgeError(http.StatusUnprocessableEntity, ErrNoRoute, envelope.IssueNotSupported, "Bundle.entry[0].resource.event",
-			"no route accepts the event %s", msg.Header.Event))
-		return
-	}
-	if p := caller(c); !p.mayPlace(msg.Header.Event) {
-		outcome = "forbidden"
-		g.fail(c, forbidden("partner %s may not send the event %s", p.ID, msg.Header.Event))
-		return
-	}
-	async := c.Query("async") == "true"
-	responseURL := c.Query("response-url")
-	if responseURL != "" && (!g.callbackAllowed(responseURL) || !caller(c).mayCallBack(responseURL)) {
-		g.fail(c, edgeError(http.StatusForbidden, ErrCallback, envelope.IssueType("forbidden"), "",
-			"response-url %s is not under an allowed callback prefix", responseURL))
-		return
-	}
-	taskID := g.newID()
-	var response chan []byte
-	if !async {
-		// Wait before custody: a quick filler may answer before custody returns.
-		response = g.waiters.add(taskID)
-		defer g.waiters.remove(taskID, response)
-	}
-	a, taskID, err := g.custody(c.Request.Context(), msg, route, responseURL, taskID)
-	switch {
-	case errors.Is(err, ledger.ErrDuplicate):
-		outcome = "duplicate"
-		g.replay(c, msg, a, taskID)
-		return
-	case err != nil:
-		g.fail(c, asEdgeError(err))
-		return
-	}
-	outcome = "accepted"
-	if async {
-		g.answer(c, msg.Version, a, taskID)
-		return
-	}
-	g.waitForResponse(c, msg, route, a, taskID, response)
+	g.metrics.observeIntake("error", 0)
+	g.fail(c, e)
 }
 
 // readBody reads the body within http.maxBodyBytes.
@@ -187,48 +108,6 @@ func (g *Gateway) custody(ctx context.Context, msg *envelope.Message, route rout
 	g.log.Info("message accepted", zap.String("taskId", taskID), zap.String("identity", m.Identity),
 		zap.String("event", m.Event), zap.Strings("fillers", route.Fillers))
 	return a, taskID, nil
-}
-
-// replay answers a duplicate with the original answer.
-func (g *Gateway) replay(c *gin.Context, msg *envelope.Message, a ledger.Answer, taskID string) {
-	g.log.Info("duplicate message; original answer replayed", zap.String("taskId", taskID), zap.String("identity", msg.Identity.Key()))
-	g.answer(c, msg.Version, a, taskID)
-}
-
-// answer writes a stored answer with the Task's Content-Location.
-func (g *Gateway) answer(c *gin.Context, v envelope.Version, a ledger.Answer, taskID string) {
-	if taskID != "" {
-		c.Header("Content-Location", g.base+"/Task/"+taskID)
-	}
-	ct := a.ContentType
-	if ct == "" {
-		ct = contentType(v)
-	}
-	c.Data(a.Status, ct, a.Body)
-	c.Abort()
-}
-
-// waitForResponse holds a synchronous POST until the filler's response or
-// the route's syncTimeout, and records the final answer for duplicates.
-func (g *Gateway) waitForResponse(c *gin.Context, msg *envelope.Message, route router.Route, accepted ledger.Answer, taskID string, response <-chan []byte) {
-	timeout := route.SyncTimeout
-	if timeout <= 0 {
-		timeout = defaultSyncTimeout
-	}
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case body := <-response:
-		a := ledger.Answer{Status: http.StatusOK, ContentType: contentType(msg.Version), Body: body}
-		// The response is the answer from now on: a duplicate gets it too.
-		if err := g.ledger.SetAnswer(context.WithoutCancel(c.Request.Context()), taskID, a); err != nil {
-			g.log.Warn("could not record the synchronous answer", zap.String("taskId", taskID), zap.Error(err))
-		}
-		g.answer(c, msg.Version, a, taskID)
-	case <-timer.C:
-		g.answer(c, msg.Version, accepted, taskID)
-	case <-c.Request.Context().Done():
-	}
 }
 
 // callbackURL is where the placer's answers are pushed: its response-url,

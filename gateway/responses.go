@@ -8,67 +8,60 @@ import (
 	"github.com/fhirgw/fhirgw/ack"
 	"github.com/fhirgw/fhirgw/ack/ledger"
 	"github.com/fhirgw/fhirgw/envelope"
-	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 )
 
-// takeResponse answers a response message POSTed by a filler: it records
+// takeResponse answers a response message sent by a filler: it records
 // it against the request it quotes (see record), after checking that the
-// caller may answer for that request's fillers.
-func (g *Gateway) takeResponse(c *gin.Context, msg *envelope.Message) {
-	ctx := c.Request.Context()
+// sender may answer for that request's fillers.
+func (g *Gateway) takeResponse(ctx context.Context, from *partner, msg *envelope.Message) reply {
 	req, err := g.findRequest(ctx, msg.Header.Response.Identifier)
 	if errors.Is(err, ledger.ErrNotFound) {
-		g.takeUnmatched(c, msg)
-		return
+		return g.takeUnmatched(ctx, msg)
 	}
 	if err != nil {
-		g.failRecording(c, err)
-		return
+		return g.failRecording(err)
 	}
-	g.takeAnswer(c, req, msg, "response")
+	return g.takeAnswer(ctx, from, req, msg, "response")
 }
 
 // takeAnswer records a filler's response or progress message (kind) in
-// req's exchange, if the caller may answer for req's fillers, and says so.
-func (g *Gateway) takeAnswer(c *gin.Context, req *ledger.Message, msg *envelope.Message, kind string) {
-	if p := caller(c); !p.mayFill(req.Fillers) {
-		g.fail(c, forbidden("partner %s is not a filler of Task/%s", p.ID, req.TaskID))
-		return
+// req's exchange, if the sender may answer for req's fillers, and says so.
+func (g *Gateway) takeAnswer(ctx context.Context, from *partner, req *ledger.Message, msg *envelope.Message, kind string) reply {
+	if !from.mayFill(req.Fillers) {
+		return g.errorReply(forbidden("partner %s is not a filler of Task/%s", from.ID, req.TaskID))
 	}
-	bundleID, err := g.record(c.Request.Context(), req, msg)
+	bundleID, err := g.record(ctx, req, msg)
 	switch {
 	case errors.Is(err, ledger.ErrDuplicate):
-		g.writeFHIR(c, http.StatusOK, msg.Version, information("this "+kind+" was already recorded for Task/"+req.TaskID))
+		return infoReply(msg.Version, "", "this "+kind+" was already recorded for Task/"+req.TaskID)
 	case err != nil:
-		g.failRecording(c, err)
-	default:
-		c.Header("Content-Location", g.base+"/Bundle/"+bundleID)
-		g.writeFHIR(c, http.StatusOK, msg.Version, information(kind+" recorded for Task/"+req.TaskID))
+		return g.failRecording(err)
 	}
+	return infoReply(msg.Version, g.base+"/Bundle/"+bundleID, kind+" recorded for Task/"+req.TaskID)
 }
 
 // failRecording answers 503 when the ledger could not record an answer.
-func (g *Gateway) failRecording(c *gin.Context, err error) {
+func (g *Gateway) failRecording(err error) reply {
 	e := edgeError(http.StatusServiceUnavailable, ErrCustody, envelope.IssueType("transient"), "", "the message could not be recorded; retry later")
 	e.Err, e.RetryAfter = err, g.cfg.Outbox.RetryAfter.Std()
-	g.fail(c, e)
+	return g.errorReply(e)
 }
 
 // takeUnmatched keeps a response that quotes no message in custody (it is
 // readable at Bundle/{id} for whoever sorts it out) and answers 422.
-func (g *Gateway) takeUnmatched(c *gin.Context, msg *envelope.Message) {
+func (g *Gateway) takeUnmatched(ctx context.Context, msg *envelope.Message) reply {
 	quoted := msg.Header.Response.Identifier
 	g.log.Info("response matches no message in custody", zap.String("identity", msg.Identity.Key()), zap.String("quotes", quoted.String()))
 	r := &ledger.Response{BundleID: g.newID(), Identity: msg.Identity.Key(), Code: string(msg.Header.Response.Code), Body: msg.Raw}
-	if err := g.ledger.AddUnmatched(c.Request.Context(), r); err != nil && !errors.Is(err, ledger.ErrDuplicate) {
-		g.fail(c, asEdgeError(err))
-		return
+	if err := g.ledger.AddUnmatched(ctx, r); err != nil && !errors.Is(err, ledger.ErrDuplicate) {
+		return g.failRecording(err)
 	}
-	c.Header("Content-Location", g.base+"/Bundle/"+r.BundleID)
-	g.fail(c, edgeError(http.StatusUnprocessableEntity, ErrUnmatched, envelope.IssueNotFound,
+	rep := g.errorReply(edgeError(http.StatusUnprocessableEntity, ErrUnmatched, envelope.IssueNotFound,
 		"Bundle.entry[0].resource.response.identifier",
 		"the response quotes %s, which matches no message in the gateway's custody; it was recorded as Bundle/%s", quoted, r.BundleID))
+	rep.Location = g.base + "/Bundle/" + r.BundleID
+	return rep
 }
 
 // recordResponse records a response message against the request it quotes

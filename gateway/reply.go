@@ -1,0 +1,68 @@
+package gateway
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/fhirgw/fhirgw/ack/ledger"
+	"github.com/fhirgw/fhirgw/envelope"
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+)
+
+// reply is the gateway's answer to an inbound message, whichever transport
+// brought it: HTTP writes it as the response, AMQP publishes it to reply_to
+// with the status in a header.
+type reply struct {
+	Status      int
+	ContentType string
+	Body        []byte
+	// Location is the Task or Bundle the answer concerns (Content-Location).
+	Location string
+	// RetryAfter asks the sender to wait before sending again (with 503).
+	RetryAfter time.Duration
+	// Err is set for rejections: its cause, for logs and errors.Is.
+	Err *Error
+}
+
+// errorReply is the answer for an edge error.
+func (g *Gateway) errorReply(e *Error) reply {
+	if e.Status >= 500 {
+		g.log.Error("message failed", zap.Int("status", e.Status), zap.Error(e.Err))
+	}
+	return reply{Status: e.Status, ContentType: contentType(g.version), Body: e.Outcome().JSON(), RetryAfter: e.RetryAfter, Err: e}
+}
+
+// storedReply is the answer recorded for a message (accepted, or replayed
+// for a duplicate), pointing at its Task.
+func (g *Gateway) storedReply(v envelope.Version, a ledger.Answer, taskID string) reply {
+	r := reply{Status: a.Status, ContentType: a.ContentType, Body: a.Body}
+	if r.ContentType == "" {
+		r.ContentType = contentType(v)
+	}
+	if taskID != "" {
+		r.Location = g.base + "/Task/" + taskID
+	}
+	return r
+}
+
+// infoReply is a 200 with an information OperationOutcome.
+func infoReply(v envelope.Version, location, diagnostics string) reply {
+	return reply{Status: http.StatusOK, ContentType: contentType(v), Body: information(diagnostics), Location: location}
+}
+
+// write sends r as the HTTP response.
+func (r reply) write(c *gin.Context) {
+	if r.Location != "" {
+		c.Header("Content-Location", r.Location)
+	}
+	if r.RetryAfter > 0 {
+		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds(r.RetryAfter)))
+	}
+	c.Data(r.Status, r.ContentType, r.Body)
+	c.Abort()
+}
+
+// retryAfterSeconds rounds d up to whole seconds, as Retry-After wants.
+func retryAfterSeconds(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
