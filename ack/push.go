@@ -34,6 +34,9 @@ type CallbackStore interface {
 type PusherConfig struct {
 	Store  CallbackStore
 	Client *http.Client
+	// Replier publishes the answers owed to AMQP placers (callbacks made
+	// by ReplyURL).
+	Replier Replier
 	Log    *zap.Logger
 	Now    func() time.Time
 	// Poll is how often due retries are looked for without a Notify
@@ -129,7 +132,7 @@ func (p *Pusher) pushAll(ctx context.Context, due []ledger.Callback) {
 
 func (p *Pusher) push(ctx context.Context, c ledger.Callback) {
 	log := p.cfg.Log.With(zap.String("taskId", c.TaskID), zap.String("bundleId", c.BundleID), zap.Int("attempt", c.Attempts+1))
-	status, wait, err := p.post(ctx, c)
+	status, wait, err := p.send(ctx, c)
 	switch {
 	case err == nil && (status == http.StatusOK || status == http.StatusAccepted || status == http.StatusNoContent):
 		if err := p.cfg.Store.CallbackDone(ctx, c.Seq); err != nil {
@@ -153,6 +156,24 @@ func (p *Pusher) push(ctx context.Context, c ledger.Callback) {
 	if err := p.cfg.Store.CallbackFailed(ctx, c.Seq, p.cfg.Now().Add(wait), reason); err != nil {
 		log.Warn("recording a failed callback failed", zap.Error(err))
 	}
+}
+
+// send delivers the callback, to a reply queue or by HTTP POST, and
+// returns the (HTTP-equivalent) status and any Retry-After.
+func (p *Pusher) send(ctx context.Context, c ledger.Callback) (int, time.Duration, error) {
+	queue, correlationID, ok := ParseReplyURL(c.URL)
+	if !ok {
+		return p.post(ctx, c)
+	}
+	if p.cfg.Replier == nil {
+		return 0, 0, fmt.Errorf("no AMQP replier is configured for reply queue %s", queue)
+	}
+	err := p.cfg.Replier.Reply(ctx, Reply{Queue: queue, CorrelationID: correlationID, TaskID: c.TaskID,
+		BundleID: c.BundleID, FHIRVersion: c.FHIRVersion, Body: c.Body})
+	if err != nil {
+		return 0, 0, err
+	}
+	return http.StatusOK, 0, nil
 }
 
 // post sends the callback and returns the status and any Retry-After.

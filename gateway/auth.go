@@ -88,6 +88,24 @@ func (a *authenticator) authenticate(r *http.Request) (*partner, *Error) {
 	return nil, unauthorized("the credentials match no partner")
 }
 
+// amqpPartner returns the partner whose amqpUser published a message with
+// user_id userID (RabbitMQ checks user_id against the connection's user):
+// nil with auth disabled, else an error answered as 401.
+func (a *authenticator) amqpPartner(userID string) (*partner, *Error) {
+	if a.disabled {
+		return nil, nil
+	}
+	if userID == "" {
+		return nil, unauthorized("the message carries no user_id: publish with user_id set to your RabbitMQ user")
+	}
+	for _, p := range a.partners {
+		if p.AMQPUser != "" && p.AMQPUser == userID {
+			return p, nil
+		}
+	}
+	return nil, unauthorized(fmt.Sprintf("the RabbitMQ user %s is no partner's", userID))
+}
+
 func unauthorized(why string) *Error {
 	return edgeError(http.StatusUnauthorized, ErrUnauthorized, envelope.IssueType("login"), "", "%s", why)
 }

@@ -97,15 +97,21 @@ func (c Config) Validate() error {
 			bad("routes[%d] (%s): durations must not be negative", i, r.Event)
 		}
 	}
-	partnerIDs := map[string]bool{}
+	partnerIDs, amqpUsers := map[string]bool{}, map[string]bool{}
 	for i, p := range c.Partners {
 		switch {
 		case p.ID == "":
 			bad("partners[%d].id is empty", i)
 		case partnerIDs[p.ID]:
 			bad("partners[%d].id %q is used twice", i, p.ID)
+		case strings.ContainsAny(p.ID, " #*"):
+			bad("partners[%d].id %q may not contain spaces, '#' or '*' (it names a RabbitMQ queue)", i, p.ID)
 		}
 		partnerIDs[p.ID] = true
+		if p.AMQPUser != "" && amqpUsers[p.AMQPUser] {
+			bad("partners[%d] (%s): amqpUser %q belongs to another partner too", i, p.ID, p.AMQPUser)
+		}
+		amqpUsers[p.AMQPUser] = true
 		if j := p.JWT; j != (JWTConfig{}) {
 			if u, err := url.Parse(j.JWKSURL); j.Issuer == "" || j.Audience == "" || err != nil || u.Host == "" {
 				bad("partners[%d] (%s): jwt needs issuer, jwksUrl (an absolute URL) and audience", i, p.ID)
@@ -115,7 +121,7 @@ func (c Config) Validate() error {
 			bad("partners[%d] (%s): apiKeySHA256 must be the hex SHA-256 of the key (64 hex digits)", i, p.ID)
 		}
 		if p.APIKeySHA256 == "" && p.JWT == (JWTConfig{}) && p.AMQPUser == "" {
-			bad("partners[%d] (%s) has no credentials: set apiKeySHA256", i, p.ID)
+			bad("partners[%d] (%s) has no credentials: set apiKeySHA256, jwt or amqpUser", i, p.ID)
 		}
 	}
 	for i, p := range c.Callbacks.Allow {

@@ -92,6 +92,7 @@ type Gateway struct {
 	pusher     interface{ Notify() }
 	sweepEvery time.Duration
 	auth       *authenticator
+	topology   router.Topology
 	// httpFillers are the fillers the gateway delivers to itself (http, rest).
 	httpFillers map[string]bool
 }
@@ -121,7 +122,7 @@ func New(opts Options) (*Gateway, error) {
 		cfg: opts.Config, ledger: opts.Ledger, routes: opts.Routes, relay: opts.Relay, log: opts.Log,
 		now: opts.Now, newID: opts.NewID, version: v, waiters: newWaiters(),
 		parser: envelope.NewParser(envelope.Options{DefaultVersion: v, Limits: envelope.Limits{MaxBytes: opts.Config.HTTP.MaxBodyBytes}}),
-		base:   publicBase(opts.Config.HTTP),
+		base:   publicBase(opts.Config.HTTP), topology: opts.Config.Topology(),
 	}
 	if g.auth, err = newAuthenticator(opts.Config); err != nil {
 		return nil, err

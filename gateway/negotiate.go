@@ -17,7 +17,11 @@ var fhirJSON = map[string]bool{
 // requestVersion reads the FHIR version of a request body from its
 // Content-Type: the fhirVersion parameter, else the configured default.
 func (g *Gateway) requestVersion(r *http.Request) (envelope.Version, *Error) {
-	ct := r.Header.Get("Content-Type")
+	return g.versionOf(r.Header.Get("Content-Type"))
+}
+
+// versionOf reads the FHIR version from a content type.
+func (g *Gateway) versionOf(ct string) (envelope.Version, *Error) {
 	if ct == "" {
 		return 0, edgeError(http.StatusUnsupportedMediaType, ErrMediaType, envelope.IssueNotSupported, "",
 			"the request has no Content-Type; send application/fhir+json")

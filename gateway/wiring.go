@@ -23,7 +23,13 @@ func (c Config) Topology() router.Topology {
 	for i, f := range c.Fillers {
 		fillers[i] = f.ID
 	}
-	return router.Topology{Prefix: c.AMQP.Prefix, Fillers: fillers}
+	var partners []string
+	for _, p := range c.Partners {
+		if p.AMQPUser != "" {
+			partners = append(partners, p.ID)
+		}
+	}
+	return router.Topology{Prefix: c.AMQP.Prefix, Fillers: fillers, Partners: partners}
 }
 
 // FillerWorkers builds one delivery worker per filler whose adapter the

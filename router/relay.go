@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -110,30 +109,16 @@ func (r *Relay) Ready() bool { return r.ready.Load() }
 // Run relays until ctx ends. Publishes in flight when ctx ends are still
 // confirmed (within ConfirmTimeout) and recorded before Run returns.
 func (r *Relay) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := r.session(ctx)
-		r.ready.Store(false)
-		if ctx.Err() != nil {
-			return nil
-		}
-		r.cfg.Log.Warn("broker session ended; reconnecting", zap.Error(err), zap.Duration("backoff", backoff))
-		select {
-		case <-time.After(backoff + rand.N(backoff/2)):
-		case <-ctx.Done():
-			return nil
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
+	keepConnected(ctx, r.cfg.Log, func(ctx context.Context) error {
+		defer r.ready.Store(false)
+		return r.session(ctx)
+	})
+	return nil
 }
 
 // session runs one connection's life.
 func (r *Relay) session(ctx context.Context) error {
-	conn, err := amqp.DialConfig(r.cfg.URL, amqp.Config{
-		Heartbeat:  10 * time.Second,
-		Dial:       amqp.DefaultDial(10 * time.Second),
-		Properties: amqp.Table{"connection_name": "fhirgw relay"},
-	})
+	conn, err := dial(r.cfg.URL, "fhirgw relay")
 	if err != nil {
 		return fmt.Errorf("dial: %w", err)
 	}

@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"strings"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -16,6 +17,8 @@ type Topology struct {
 	Prefix string
 	// Fillers get one queue each.
 	Fillers []string
+	// Partners with an AMQP user get a reply queue each.
+	Partners []string
 	// DeliveryLimit is x-delivery-limit on filler queues (default 20).
 	DeliveryLimit int
 }
@@ -48,6 +51,27 @@ func (t Topology) DeadQueue(filler string) string { return t.FillerQueue(filler)
 // FillerKey is the routing key that reaches a filler's queue.
 func (t Topology) FillerKey(filler string) string { return "filler." + filler }
 
+// IngressExchange is where partners and AMQP fillers publish messages.
+func (t Topology) IngressExchange() string { return t.prefix() + ".ingress" }
+
+// IngressQueue is the queue the gateway consumes the ingress exchange from.
+func (t Topology) IngressQueue() string { return t.prefix() + ".ingress" }
+
+// IngressDeadQueue parks ingress messages that cannot be answered: rejected
+// ones without a usable reply_to, and ones that failed too often.
+func (t Topology) IngressDeadQueue() string { return t.prefix() + ".ingress.dead" }
+
+// ReplyQueue is the queue a partner's answers are published to; its
+// reply_to must name it.
+func (t Topology) ReplyQueue(partner string) string { return t.prefix() + ".reply." + partner }
+
+// Owns reports whether queue is one of the gateway's own queues other than
+// a reply queue: answers are never published there.
+func (t Topology) Owns(queue string) bool {
+	p := t.prefix() + "."
+	return strings.HasPrefix(queue, p) && !strings.HasPrefix(queue, p+"reply.")
+}
+
 // Declare creates the topology (idempotently) on ch.
 func (t Topology) Declare(ch *amqp.Channel) error {
 	limit := t.DeliveryLimit
@@ -75,6 +99,31 @@ func (t Topology) Declare(ch *amqp.Channel) error {
 		{"dead-letter exchange", func() error {
 			return ch.ExchangeDeclare(t.DeadExchange(), amqp.ExchangeDirect, true, false, false, false, nil)
 		}},
+	}
+	steps = append(steps,
+		step{"ingress exchange", func() error {
+			return ch.ExchangeDeclare(t.IngressExchange(), amqp.ExchangeFanout, true, false, false, false, nil)
+		}},
+		step{"queue " + t.IngressDeadQueue(), func() error {
+			_, err := ch.QueueDeclare(t.IngressDeadQueue(), true, false, false, false, quorum)
+			return err
+		}},
+		step{"queue " + t.IngressQueue(), func() error {
+			_, err := ch.QueueDeclare(t.IngressQueue(), true, false, false, false, amqp.Table{
+				"x-queue-type":              "quorum",
+				"x-delivery-limit":          limit,
+				"x-dead-letter-exchange":    "",
+				"x-dead-letter-routing-key": t.IngressDeadQueue(),
+			})
+			return err
+		}},
+		step{"binding " + t.IngressQueue(), func() error { return ch.QueueBind(t.IngressQueue(), "", t.IngressExchange(), false, nil) }},
+	)
+	for _, p := range t.Partners {
+		steps = append(steps, step{"queue " + t.ReplyQueue(p), func() error {
+			_, err := ch.QueueDeclare(t.ReplyQueue(p), true, false, false, false, quorum)
+			return err
+		}})
 	}
 	for _, f := range t.Fillers {
 		steps = append(steps,

@@ -10,12 +10,11 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/fhirgw/fhirgw/ack"
 	"github.com/fhirgw/fhirgw/ack/ledger"
+	"github.com/fhirgw/fhirgw/cmd/stack"
 	"github.com/fhirgw/fhirgw/envelope"
 	"github.com/fhirgw/fhirgw/gateway"
 	"github.com/fhirgw/fhirgw/router"
@@ -88,69 +87,33 @@ func Start(t testing.TB, cfg gateway.Config, opts ...Option) *Stack {
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	ctx, cancel := context.WithCancel(context.Background())
-
-	led, err := ledger.OpenSQLite(ctx, cfg.Ledger.DSN, ledger.Options{Now: o.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ledgerDone := make(chan struct{})
-	go func() { _ = led.Run(context.WithoutCancel(ctx)); close(ledgerDone) }()
-
 	cfg.AMQP.Prefix = brokertest.Name(t, "gw")
-	topo := cfg.Topology()
-	relay := router.NewRelay(router.RelayConfig{URL: cfg.AMQP.URL, Outbox: gateway.LedgerOutbox{Ledger: led}, Topology: topo, Log: log, Poll: 100 * time.Millisecond})
-	relayCtx, stopRelay := context.WithCancel(context.Background())
-	relayDone := make(chan struct{})
-	go func() { _ = relay.Run(relayCtx); close(relayDone) }()
-
-	table, err := cfg.RouteTable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.HTTP.PublicURL = "http://" + ln.Addr().String() + cfg.HTTP.BasePath
-	pusher := ack.NewPusher(ack.PusherConfig{Store: led, Log: log, Now: o.now, Poll: 50 * time.Millisecond, Initial: 50 * time.Millisecond, Max: time.Second})
-	pushCtx, stopPush := context.WithCancel(context.Background())
-	pushDone := make(chan struct{})
-	go func() { _ = pusher.Run(pushCtx); close(pushDone) }()
-	gw, err := gateway.New(gateway.Options{Config: cfg, Ledger: led, Routes: table, Relay: relay, Log: log, Version: "test",
-		Now: o.now, PurgeInterval: o.purgeInterval, Pusher: pusher, SweepInterval: 50 * time.Millisecond})
+	st, err := stack.New(context.Background(), stack.Options{Config: cfg, Log: log, Version: "test", Listener: ln, Now: o.now,
+		Grace: 5 * time.Second, PurgeInterval: o.purgeInterval, SweepInterval: 50 * time.Millisecond, RelayPoll: 100 * time.Millisecond,
+		PushPoll: 50 * time.Millisecond, PushInitial: 50 * time.Millisecond, PushMax: time.Second})
 	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
-	served := make(chan struct{})
-	go func() { _ = gw.Serve(ctx, ln, 5*time.Second); close(served) }()
-	workers, err := cfg.FillerWorkers(gw.Sink(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	workerCtx, stopWorkers := context.WithCancel(context.Background())
-	var workersDone sync.WaitGroup
-	for _, w := range workers {
-		workersDone.Add(1)
-		go func() { defer workersDone.Done(); _ = w.Run(workerCtx) }()
-	}
-
-	s := &Stack{Base: cfg.HTTP.PublicURL, Config: cfg, Ledger: led, Relay: relay, Topology: topo, Gateway: gw}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- st.Run(ctx) }()
+	topo := cfg.Topology()
+	s := &Stack{Base: cfg.HTTP.PublicURL, Config: cfg, Ledger: st.Ledger, Relay: st.Relay, Topology: topo, Gateway: st.Gateway}
 	t.Cleanup(func() {
 		cancel()
-		<-served
-		stopWorkers()
-		workersDone.Wait()
-		stopPush()
-		<-pushDone
-		stopRelay()
-		<-relayDone
-		_ = led.Close(context.Background())
-		<-ledgerDone
+		if err := <-done; err != nil {
+			t.Errorf("the gateway stopped with: %v", err)
+		}
 		deleteTopology(t, topo)
 	})
 	deadline := time.Now().Add(30 * time.Second)
-	for !relay.Ready() {
+	for !st.Ready() {
 		if time.Now().After(deadline) {
 			t.Fatal("the gateway's relay did not connect to the broker")
 		}
@@ -264,8 +227,13 @@ func deleteTopology(t testing.TB, topo router.Topology) {
 		_, _ = ch.QueueDelete(topo.FillerQueue(f), false, false, false)
 		_, _ = ch.QueueDelete(topo.DeadQueue(f), false, false, false)
 	}
-	_, _ = ch.QueueDelete(topo.UnroutableQueue(), false, false, false)
-	for _, x := range []string{topo.RouteExchange(), topo.UnroutableExchange(), topo.DeadExchange()} {
+	for _, p := range topo.Partners {
+		_, _ = ch.QueueDelete(topo.ReplyQueue(p), false, false, false)
+	}
+	for _, q := range []string{topo.UnroutableQueue(), topo.IngressQueue(), topo.IngressDeadQueue()} {
+		_, _ = ch.QueueDelete(q, false, false, false)
+	}
+	for _, x := range []string{topo.RouteExchange(), topo.UnroutableExchange(), topo.DeadExchange(), topo.IngressExchange()} {
 		_ = ch.ExchangeDelete(x, false, false)
 	}
 }

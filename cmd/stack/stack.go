@@ -1,0 +1,161 @@
+// Package stack wires a whole gateway from its Config: the ledger, the
+// relay, the AMQP ingress, the pusher, the filler workers and the HTTP API.
+// It is the one composition root, shared by `fhirgw serve` and the test kit
+// (testing/gatewaytest), so that tests run the gateway users run.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/fhirgw/fhirgw/ack"
+	"github.com/fhirgw/fhirgw/ack/ledger"
+	"github.com/fhirgw/fhirgw/adapters"
+	"github.com/fhirgw/fhirgw/gateway"
+	"github.com/fhirgw/fhirgw/router"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Options are what a stack is built from besides its Config. Zero values
+// take the defaults of each part; tests shorten the intervals.
+type Options struct {
+	Config  gateway.Config
+	Log     *zap.Logger
+	Metrics *prometheus.Registry
+	Version string
+	// Listener serves the HTTP API (default: listen on http.addr).
+	Listener net.Listener
+	// Now is the clock of the gateway, its ledger and its pusher.
+	Now func() time.Time
+	// Grace bounds how long requests in flight may finish at shutdown
+	// (default 30s).
+	Grace time.Duration
+
+	PurgeInterval, SweepInterval time.Duration
+	RelayPoll                    time.Duration
+	PushPoll, PushInitial        time.Duration
+	PushMax                      time.Duration
+}
+
+// Stack is a gateway built and ready to Run.
+type Stack struct {
+	Gateway *gateway.Gateway
+	Ledger  *ledger.SQLite
+	Relay   *router.Relay
+	Ingress *router.Ingress
+
+	opts      Options
+	ln        net.Listener
+	pusher    *ack.Pusher
+	publisher *router.Publisher
+	workers   []*adapters.Worker
+}
+
+// New opens the ledger (migrating it) and builds every part; nothing runs
+// until Run. On error nothing is left open.
+func New(ctx context.Context, o Options) (s *Stack, err error) {
+	cfg := o.Config
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Grace <= 0 {
+		o.Grace = 30 * time.Second
+	}
+	table, err := cfg.RouteTable()
+	if err != nil {
+		return nil, err
+	}
+	topo := cfg.Topology()
+	led, err := ledger.OpenSQLite(ctx, cfg.Ledger.DSN, ledger.Options{Now: o.Now})
+	if err != nil {
+		return nil, err
+	}
+	s = &Stack{Ledger: led, opts: o}
+	defer func() {
+		if err != nil {
+			_ = led.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	s.Relay = router.NewRelay(router.RelayConfig{URL: cfg.AMQP.URL, Outbox: gateway.LedgerOutbox{Ledger: led}, Topology: topo,
+		Log: o.Log.Named("relay"), Poll: o.RelayPoll})
+	s.publisher = router.NewPublisher(cfg.AMQP.URL, "fhirgw replies")
+	s.pusher = ack.NewPusher(ack.PusherConfig{Store: led, Log: o.Log.Named("push"), Now: o.Now, Poll: o.PushPoll,
+		Initial: o.PushInitial, Max: o.PushMax, Replier: gateway.NewReplier(s.publisher, cfg, o.Now)})
+	s.Gateway, err = gateway.New(gateway.Options{Config: cfg, Ledger: led, Routes: table, Relay: s.Relay, Log: o.Log.Named("gateway"),
+		Metrics: o.Metrics, Version: o.Version, Now: o.Now, Pusher: s.pusher, PurgeInterval: o.PurgeInterval, SweepInterval: o.SweepInterval})
+	if err != nil {
+		return nil, err
+	}
+	s.Ingress = router.NewIngress(router.IngressConfig{URL: cfg.AMQP.URL, Topology: topo, Handler: s.Gateway.Ingress(), Log: o.Log.Named("ingress")})
+	if s.workers, err = cfg.FillerWorkers(s.Gateway.Sink(), o.Log.Named("filler")); err != nil {
+		return nil, err
+	}
+	s.ln = o.Listener
+	if s.ln == nil {
+		if s.ln, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)
+		}
+	}
+	return s, nil
+}
+
+// Addr is where the HTTP API listens.
+func (s *Stack) Addr() net.Addr { return s.ln.Addr() }
+
+// Ready reports whether the relay and the ingress hold their broker
+// connections.
+func (s *Stack) Ready() bool { return s.Relay.Ready() && s.Ingress.Ready() }
+
+// Run runs every part until ctx ends, then shuts down in order: intake
+// (HTTP requests in flight finish, AMQP messages taken are answered), the
+// filler workers, the pusher, the relay (its publishes confirmed), and last
+// the ledger.
+func (s *Stack) Run(ctx context.Context) error {
+	log := s.opts.Log
+	background := context.WithoutCancel(ctx)
+	ledgerDone := s.start(background, func(ctx context.Context) error { return s.Ledger.Run(ctx) })
+	relayCtx, stopRelay := context.WithCancel(background)
+	relayDone := s.start(relayCtx, s.Relay.Run)
+	pushCtx, stopPush := context.WithCancel(background)
+	pushDone := s.start(pushCtx, s.pusher.Run)
+	workerCtx, stopWorkers := context.WithCancel(background)
+	var workers sync.WaitGroup
+	for _, w := range s.workers {
+		workers.Add(1)
+		go func() { defer workers.Done(); _ = w.Run(workerCtx) }()
+	}
+	ingressDone := s.start(ctx, s.Ingress.Run)
+	log.Info("gateway listening", zap.String("addr", s.ln.Addr().String()), zap.String("basePath", s.opts.Config.HTTP.BasePath),
+		zap.Int("routes", len(s.opts.Config.Routes)), zap.Int("workers", len(s.workers)))
+
+	err := s.Gateway.Serve(ctx, s.ln, s.opts.Grace)
+	err = errors.Join(err, <-ingressDone)
+	log.Info("intake stopped")
+	stopWorkers()
+	workers.Wait()
+	log.Info("filler workers stopped")
+	stopPush()
+	err = errors.Join(err, <-pushDone)
+	s.publisher.Close()
+	log.Info("pusher stopped")
+	stopRelay()
+	err = errors.Join(err, <-relayDone)
+	log.Info("relay stopped; in-flight publishes confirmed")
+	cctx, cancel := context.WithTimeout(background, 10*time.Second)
+	defer cancel()
+	err = errors.Join(err, s.Ledger.Close(cctx), <-ledgerDone)
+	log.Info("ledger closed")
+	return err
+}
+
+// start runs part in a goroutine and returns where its result arrives.
+func (s *Stack) start(ctx context.Context, part func(context.Context) error) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- part(ctx) }()
+	return done
+}

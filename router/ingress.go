@@ -1,0 +1,217 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/zap"
+)
+
+// Headers on what the ingress publishes: answers on reply queues and parked
+// messages.
+const (
+	// HeaderStatus carries the HTTP-equivalent status of an answer.
+	HeaderStatus = "fhirgw-status"
+	// HeaderLocation names the Task or Bundle an answer concerns.
+	HeaderLocation = "fhirgw-location"
+	// HeaderParkReason says why an ingress message was parked.
+	HeaderParkReason = "fhirgw-park-reason"
+	// HeaderUserID keeps a parked message's user_id (the gateway cannot
+	// publish under its publisher's user).
+	HeaderUserID = "fhirgw-user-id"
+)
+
+// Inbound is a message published to the ingress exchange.
+type Inbound struct {
+	Body        []byte
+	ContentType string
+	// UserID is the AMQP user_id property. RabbitMQ refuses a publish whose
+	// user_id differs from the publishing connection's user, so a set
+	// UserID is verified; it is empty when the publisher set none.
+	UserID        string
+	ReplyTo       string
+	CorrelationID string
+	MessageID     string
+}
+
+// Answer is what becomes of an inbound message.
+type Answer struct {
+	// Reply is published to the message's reply_to with its correlation_id.
+	Reply amqp.Publishing
+	// Park, when set, parks the message in the ingress dead queue with this
+	// reason, and nothing is replied (there is nowhere safe to reply to).
+	Park string
+	// RetryAfter, when set, leaves the message in the queue to be handled
+	// again after this wait: the gateway could not take custody of it.
+	RetryAfter time.Duration
+}
+
+// IngressHandler decides what becomes of inbound messages. Handle is called
+// concurrently and must not keep m.Body.
+type IngressHandler interface {
+	Handle(ctx context.Context, m Inbound) Answer
+}
+
+// IngressConfig configures an Ingress.
+type IngressConfig struct {
+	URL      string
+	Topology Topology
+	Handler  IngressHandler
+	// Concurrency is how many messages are handled at once (default 16).
+	Concurrency int
+	Log         *zap.Logger
+}
+
+// Ingress consumes the ingress queue: each message goes to the handler, its
+// answer is published to reply_to (or the message parked), and only then is
+// the message acknowledged. A crash or broker outage before that leaves the
+// message in the queue; handled again, it is a duplicate and gets the
+// original answer, so nothing is lost or routed twice. A message that keeps
+// failing is dead-lettered by the queue's delivery limit.
+type Ingress struct {
+	cfg   IngressConfig
+	ready atomic.Bool
+}
+
+// NewIngress returns an Ingress; Run starts it.
+func NewIngress(cfg IngressConfig) *Ingress {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 16
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	return &Ingress{cfg: cfg}
+}
+
+// Ready reports whether the ingress is consuming.
+func (in *Ingress) Ready() bool { return in.ready.Load() }
+
+// Run consumes until ctx ends; messages being handled then are finished
+// and acknowledged before it returns.
+func (in *Ingress) Run(ctx context.Context) error {
+	keepConnected(ctx, in.cfg.Log, func(ctx context.Context) error {
+		defer in.ready.Store(false)
+		return in.session(ctx)
+	})
+	return nil
+}
+
+func (in *Ingress) session(ctx context.Context) error {
+	conn, err := dial(in.cfg.URL, "fhirgw ingress")
+	if err != nil {
+		return fmt.Errorf("dial: %w", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("channel: %w", err)
+	}
+	if err := in.cfg.Topology.Declare(ch); err != nil {
+		return err
+	}
+	if err := ch.Qos(in.cfg.Concurrency, 0, false); err != nil {
+		return fmt.Errorf("qos: %w", err)
+	}
+	deliveries, err := ch.ConsumeWithContext(context.WithoutCancel(ctx), in.cfg.Topology.IngressQueue(), "fhirgw-ingress", false, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	in.ready.Store(true)
+	in.cfg.Log.Info("consuming the ingress queue", zap.String("queue", in.cfg.Topology.IngressQueue()))
+
+	// Handling outlives ctx: a message taken is finished and acknowledged.
+	work, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	errs := make(chan error, in.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for range in.cfg.Concurrency {
+		out, err := NewConfirmer(conn)
+		if err != nil {
+			stop()
+			wg.Wait()
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer out.Close()
+			for d := range deliveries {
+				if err := in.handle(work, out, d); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	var result error
+	select {
+	case <-ctx.Done():
+		_ = ch.Cancel("fhirgw-ingress", false) // deliveries closes once the broker stops sending
+	case result = <-errs:
+		stop()
+		ch.Close()
+	}
+	wg.Wait()
+	return result
+}
+
+// handle takes one delivery through the handler and settles it. An error
+// means the session is broken; the delivery stays unacknowledged and comes
+// back.
+func (in *Ingress) handle(ctx context.Context, out *Confirmer, d amqp.Delivery) error {
+	m := Inbound{Body: d.Body, ContentType: d.ContentType, UserID: d.UserId, ReplyTo: d.ReplyTo,
+		CorrelationID: d.CorrelationId, MessageID: d.MessageId}
+	a := in.cfg.Handler.Handle(ctx, m)
+	log := in.cfg.Log.With(zap.String("messageId", d.MessageId), zap.String("userId", d.UserId))
+	if a.RetryAfter > 0 {
+		select {
+		case <-time.After(a.RetryAfter):
+		case <-ctx.Done():
+		}
+		return d.Nack(false, true)
+	}
+	if a.Park == "" && d.ReplyTo != "" {
+		a.Reply.CorrelationId = d.CorrelationId
+		a.Reply.DeliveryMode = amqp.Persistent
+		err := out.Publish(ctx, "", d.ReplyTo, a.Reply)
+		switch {
+		case errors.Is(err, ErrReturned):
+			a.Park = fmt.Sprintf("the reply queue %q does not exist", d.ReplyTo)
+		case err != nil:
+			return fmt.Errorf("reply: %w", err)
+		}
+	}
+	if a.Park != "" {
+		if err := in.park(ctx, out, d, a); err != nil {
+			return err
+		}
+		log.Warn("ingress message parked", zap.String("reason", a.Park))
+	}
+	return d.Ack(false)
+}
+
+// park keeps the message, with why and the answer's status, in the ingress
+// dead queue.
+func (in *Ingress) park(ctx context.Context, out *Confirmer, d amqp.Delivery, a Answer) error {
+	headers := amqp.Table{HeaderParkReason: a.Park, HeaderUserID: d.UserId}
+	for k, v := range d.Headers {
+		headers[k] = v
+	}
+	if s, ok := a.Reply.Headers[HeaderStatus]; ok {
+		headers[HeaderStatus] = s
+	}
+	err := out.Publish(ctx, "", in.cfg.Topology.IngressDeadQueue(), amqp.Publishing{
+		ContentType: d.ContentType, DeliveryMode: amqp.Persistent, MessageId: d.MessageId, CorrelationId: d.CorrelationId,
+		ReplyTo: d.ReplyTo, Timestamp: d.Timestamp, Headers: headers, Body: d.Body,
+	})
+	if err != nil {
+		return fmt.Errorf("park: %w", err)
+	}
+	return nil
+}
