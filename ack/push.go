@@ -37,8 +37,8 @@ type PusherConfig struct {
 	// Replier publishes the answers owed to AMQP placers (callbacks made
 	// by ReplyURL).
 	Replier Replier
-	Log    *zap.Logger
-	Now    func() time.Time
+	Log     *zap.Logger
+	Now     func() time.Time
 	// Poll is how often due retries are looked for without a Notify
 	// (default 500ms).
 	Poll time.Duration
