@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -50,6 +51,19 @@ type AMQPConfig struct {
 	// Prefix starts the name of every exchange and queue the gateway
 	// declares (default "fhirgw": fhirgw.route, fhirgw.filler.<id>, ...).
 	Prefix string `yaml:"prefix"`
+}
+
+// vhost is the virtual host the URL names ("/" when it names none).
+func (a AMQPConfig) vhost() string {
+	u, err := url.Parse(a.URL)
+	if err != nil || u.Path == "" || u.Path == "/" {
+		return "/"
+	}
+	v, err := url.PathUnescape(strings.TrimPrefix(u.Path, "/"))
+	if err != nil {
+		return "/"
+	}
+	return v
 }
 
 // LedgerConfig selects the durable ledger.

@@ -69,6 +69,10 @@ func (c *Confirmer) Publish(ctx context.Context, exchange, key string, msg amqp.
 	default:
 	}
 	if !acked {
+		if c.ch.IsClosed() {
+			// Closing a channel resolves its pending confirms as nacks.
+			return fmt.Errorf("router: the channel closed: %w", amqp.ErrClosed)
+		}
 		return ErrNacked
 	}
 	return nil

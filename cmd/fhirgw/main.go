@@ -40,8 +40,9 @@ type environment struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"validate": {"validate FHIR message Bundles offline", runValidate},
-		"serve":    {"run the gateway", runServe},
+		"validate":     {"validate FHIR message Bundles offline", runValidate},
+		"serve":        {"run the gateway", runServe},
+		"partner-user": {"print the commands that create a partner's RabbitMQ user", runPartnerUser},
 	}
 }
 
@@ -92,6 +93,8 @@ Usage:
 Commands:
   serve --config FILE
       run the gateway: HTTP $process-message intake, custody, routing through RabbitMQ
+  partner-user --config FILE --partner ID [--password PASSWORD]
+      print the rabbitmqctl commands that create a partner's RabbitMQ user and its permissions
   validate [--fhir-version 4.0|5.0|auto] [--format text|json] FILE|DIR...
       check FHIR message Bundles offline; exit 0 when all are valid, 1 when any is invalid
 

@@ -30,6 +30,9 @@ const startTimeout = 5 * time.Minute
 type Broker struct {
 	url   string
 	close func(context.Context) error
+	// env is what Main exports for the tests besides the URL: how to
+	// administer the broker.
+	env map[string]string
 }
 
 // URL is the broker's AMQP URL.
@@ -86,6 +89,9 @@ func run(m *testing.M) int {
 		return m.Run()
 	}
 	os.Setenv(EnvURL, b.URL())
+	for k, v := range b.env {
+		os.Setenv(k, v)
+	}
 	code := m.Run()
 	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

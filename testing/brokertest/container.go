@@ -36,5 +36,11 @@ func startContainer(ctx context.Context, logf func(string, ...any)) (*Broker, er
 		_ = c.Terminate(context.Background())
 		return nil, err
 	}
-	return &Broker{url: url, close: func(ctx context.Context) error { return c.Terminate(ctx) }}, nil
+	mgmt, err := c.HttpURL(ctx)
+	if err != nil {
+		_ = c.Terminate(context.Background())
+		return nil, err
+	}
+	return &Broker{url: url, close: func(ctx context.Context) error { return c.Terminate(ctx) },
+		env: map[string]string{EnvManagementURL: mgmt}}, nil
 }

@@ -164,7 +164,7 @@ func startLocalNode(ctx context.Context, logf func(string, ...any)) (*Broker, er
 	if err != nil {
 		return nil, err
 	}
-	return &Broker{url: n.URL(), close: n.Close}, nil
+	return &Broker{url: n.URL(), close: n.Close, env: map[string]string{envCtlNode: n.name, envCtlHome: n.dir}}, nil
 }
 
 // A node's directory records the process that started it, so that a later

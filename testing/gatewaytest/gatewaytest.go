@@ -174,12 +174,25 @@ func Do(t testing.TB, method, url string, body []byte, header http.Header) Respo
 // StartFiller runs a sample filler on a filler's queue until the test ends.
 func (s *Stack) StartFiller(t testing.TB, filler string, code envelope.ResponseCode) *samplefiller.Filler {
 	t.Helper()
-	f := samplefiller.New(samplefiller.Config{AMQPURL: s.Config.AMQP.URL, Queue: s.Topology.FillerQueue(filler), GatewayURL: s.Base, Code: code})
+	return s.RunFiller(t, samplefiller.Config{Queue: s.Topology.FillerQueue(filler), Code: code})
+}
+
+// RunFiller runs a sample filler configured by cfg until the test ends;
+// AMQPURL and GatewayURL default to the stack's.
+func (s *Stack) RunFiller(t testing.TB, cfg samplefiller.Config) *samplefiller.Filler {
+	t.Helper()
+	if cfg.AMQPURL == "" {
+		cfg.AMQPURL = s.Config.AMQP.URL
+	}
+	if cfg.GatewayURL == "" {
+		cfg.GatewayURL = s.Base
+	}
+	f := samplefiller.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		if err := f.Run(ctx); err != nil {
-			t.Errorf("sample filler %s: %v", filler, err)
+			t.Errorf("sample filler on %s: %v", cfg.Queue, err)
 		}
 		close(done)
 	}()

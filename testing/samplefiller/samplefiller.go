@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fhirgw/fhirgw/envelope"
+	"github.com/fhirgw/fhirgw/router"
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/zap"
@@ -38,6 +39,11 @@ type Config struct {
 	Endpoint string
 	// APIKey authenticates the filler to a gateway that requires it.
 	APIKey string
+	// Ingress, when set, is the gateway's AMQP ingress exchange: answers are
+	// published there (with user_id UserID and the request's
+	// correlation_id), as an AMQP partner filler does, instead of POSTed.
+	Ingress string
+	UserID  string
 	Log    *zap.Logger
 	Client *http.Client
 }
@@ -45,6 +51,7 @@ type Config struct {
 // Filler answers the messages of one queue.
 type Filler struct {
 	cfg       Config
+	out       *router.Confirmer // set in Run when answering over AMQP
 	parser    *envelope.Parser
 	responder envelope.Responder
 	received  atomic.Int64
@@ -91,6 +98,11 @@ func (f *Filler) Run(ctx context.Context) error {
 	ch, err := conn.Channel()
 	if err != nil {
 		return fmt.Errorf("samplefiller: channel: %w", err)
+	}
+	if f.cfg.Ingress != "" {
+		if f.out, err = router.NewConfirmer(conn); err != nil {
+			return fmt.Errorf("samplefiller: %w", err)
+		}
 	}
 	if err := ch.Qos(32, 0, false); err != nil {
 		return fmt.Errorf("samplefiller: qos: %w", err)
@@ -146,13 +158,13 @@ func (f *Filler) handle(ctx context.Context, d amqp.Delivery) {
 		_ = d.Reject(false)
 		return
 	}
-	status, err := f.post(ctx, resp, req.Version)
+	status, err := f.send(ctx, d, resp, req.Version)
 	switch {
 	case err == nil && status < 300:
 		f.answered.Add(1)
 		if f.cfg.Progress && f.cfg.Code == envelope.ResponseOK {
 			for _, step := range []struct{ status, business string }{{"in-progress", "specimen received"}, {"completed", "results final"}} {
-				if _, err := f.post(ctx, progressMessage(req, step.status, step.business), req.Version); err != nil {
+				if _, err := f.send(ctx, d, progressMessage(req, step.status, step.business), req.Version); err != nil {
 					f.cfg.Log.Warn("reporting progress failed", zap.String("messageId", d.MessageId), zap.Error(err))
 				}
 			}
@@ -166,6 +178,22 @@ func (f *Filler) handle(ctx context.Context, d amqp.Delivery) {
 		time.Sleep(200 * time.Millisecond)
 		_ = d.Nack(false, true)
 	}
+}
+
+// send hands an answer to the gateway: published to its ingress (202 once
+// the broker holds it) or POSTed to $process-message.
+func (f *Filler) send(ctx context.Context, d amqp.Delivery, body []byte, v envelope.Version) (int, error) {
+	if f.out == nil {
+		return f.post(ctx, body, v)
+	}
+	err := f.out.Publish(ctx, f.cfg.Ingress, "", amqp.Publishing{
+		ContentType: "application/fhir+json; fhirVersion=" + v.String(), DeliveryMode: amqp.Persistent,
+		UserId: f.cfg.UserID, CorrelationId: d.CorrelationId, MessageId: uuid.NewString(), Body: body,
+	})
+	if err != nil {
+		return 0, err
+	}
+	return http.StatusAccepted, nil
 }
 
 func (f *Filler) post(ctx context.Context, body []byte, v envelope.Version) (int, error) {
