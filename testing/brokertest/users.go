@@ -59,7 +59,9 @@ func AddUser(tb testing.TB, user, password string, perms Permissions) {
 			return manage(ctx, base, http.MethodPut, "/api/permissions/%2F/"+url.PathEscape(user),
 				map[string]string{"configure": perms.Configure, "write": perms.Write, "read": perms.Read})
 		}
-		del = func(ctx context.Context) error { return manage(ctx, base, http.MethodDelete, "/api/users/"+url.PathEscape(user), nil) }
+		del = func(ctx context.Context) error {
+			return manage(ctx, base, http.MethodDelete, "/api/users/"+url.PathEscape(user), nil)
+		}
 	default:
 		tb.Fatalf("cannot create the broker user %s: set %s to the broker's management API", user, EnvManagementURL)
 	}

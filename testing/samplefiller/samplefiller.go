@@ -44,8 +44,8 @@ type Config struct {
 	// correlation_id), as an AMQP partner filler does, instead of POSTed.
 	Ingress string
 	UserID  string
-	Log    *zap.Logger
-	Client *http.Client
+	Log     *zap.Logger
+	Client  *http.Client
 }
 
 // Filler answers the messages of one queue.
