@@ -98,8 +98,14 @@ Or asynchronously, then follow the Task named by Content-Location:
     -H 'Content-Type: application/fhir+json' \
     --data-binary @testing/fixtures/r4/lab-result.json
 
+Or as an AMQP partner: publish to the ingress exchange and read the answers
+(the accepted OperationOutcome, then the response and progress) on a reply queue:
+
+  go run ./testing/amqpsend --url '%[3]s' --exchange %[4]s \
+    testing/fixtures/r4/lab-order.json
+
 Press Ctrl-C to stop.
-`, base, config)
+`, base, config, broker.URL(), cfg.AMQP.Prefix+".ingress")
 	select {
 	case <-ctx.Done():
 		return nil
