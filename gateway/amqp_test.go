@@ -298,3 +298,62 @@ func readTaskAs(t *testing.T, location, key string) taskView {
 	}
 	return v
 }
+
+// A partner's user, with the permissions `fhirgw partner-user` prints, can
+// publish to the ingress and read its own queues, and nothing else.
+func TestPartnerUserMayDoNothingElse(t *testing.T) {
+	s := gatewaytest.Start(t, amqpConfig(t))
+	placer := s.Partner(t, "st-marys")
+	s.Partner(t, "lab-partner") // creates the lab's user, so its queues exist for the attempts below
+	attempts := []struct {
+		name string
+		do   func(ch *amqp.Channel) error
+	}{
+		{"publish to the route exchange", func(ch *amqp.Channel) error {
+			if err := ch.Confirm(false); err != nil {
+				return err
+			}
+			dc, err := ch.PublishWithDeferredConfirm(s.Topology.RouteExchange(), "filler.lab", false, false, amqp.Publishing{Body: []byte("{}")})
+			if err != nil {
+				return err
+			}
+			if !dc.Wait() {
+				return errors.New("nacked")
+			}
+			return nil
+		}},
+		{"consume a filler's queue it is not", func(ch *amqp.Channel) error {
+			_, err := ch.Consume(s.Topology.FillerQueue("lab"), "", false, false, false, false, nil)
+			return err
+		}},
+		{"consume another partner's replies", func(ch *amqp.Channel) error {
+			_, err := ch.Consume(s.Topology.ReplyQueue("lab-partner"), "", false, false, false, false, nil)
+			return err
+		}},
+		{"declare a queue", func(ch *amqp.Channel) error {
+			_, err := ch.QueueDeclare("partner-made", false, true, false, false, nil)
+			return err
+		}},
+	}
+	for _, a := range attempts {
+		t.Run(a.name, func(t *testing.T) {
+			conn, err := amqp.Dial(placer.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			ch, err := conn.Channel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = a.do(ch)
+			var refused *amqp.Error
+			if !(errors.As(err, &refused) && refused.Code == amqp.AccessRefused) && !ch.IsClosed() {
+				t.Fatalf("the broker allowed it: %v", err)
+			}
+		})
+	}
+	if got := s.Drain(t, "lab", 0, 500*time.Millisecond); len(got) != 0 {
+		t.Errorf("%d messages reached the lab", len(got))
+	}
+}

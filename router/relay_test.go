@@ -56,8 +56,10 @@ func topology(t *testing.T, fillers ...string) router.Topology {
 			_, _ = ch.QueueDelete(topo.FillerQueue(f), false, false, false)
 			_, _ = ch.QueueDelete(topo.DeadQueue(f), false, false, false)
 		}
-		_, _ = ch.QueueDelete(topo.UnroutableQueue(), false, false, false)
-		for _, x := range []string{topo.RouteExchange(), topo.UnroutableExchange(), topo.DeadExchange()} {
+		for _, q := range []string{topo.UnroutableQueue(), topo.IngressQueue(), topo.IngressDeadQueue()} {
+			_, _ = ch.QueueDelete(q, false, false, false)
+		}
+		for _, x := range []string{topo.RouteExchange(), topo.UnroutableExchange(), topo.DeadExchange(), topo.IngressExchange()} {
 			_ = ch.ExchangeDelete(x, false, false)
 		}
 	})

@@ -125,3 +125,30 @@ func golden(t *testing.T, name, got string) {
 	t.Helper()
 	goldenfile.Bytes(t, filepath.Join("testdata", name), []byte(got), *update)
 }
+
+func TestPartnerUserGolden(t *testing.T) {
+	cases := []struct {
+		name, partner, golden string
+	}{
+		{"placer", "st-marys", "partner-user-placer.txt"},
+		{"filler, quoted for the shell", "city-lab", "partner-user-filler.txt"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := fhirgw("partner-user", "--config", "testdata/partner.yaml", "--partner", tc.partner, "--password", "pw")
+			if code != exitOK || stderr != "" {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			golden(t, tc.golden, stdout)
+		})
+	}
+	for _, args := range [][]string{
+		{"partner-user", "--config", "testdata/partner.yaml"},
+		{"partner-user", "--config", "testdata/partner.yaml", "--partner", "nobody"},
+		{"partner-user", "--config", "testdata/partner.yaml", "--partner", "web-only"},
+	} {
+		if code, _, stderr := fhirgw(args...); code != exitUsage || stderr == "" {
+			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
+		}
+	}
+}
