@@ -186,17 +186,9 @@ func TestAMQPRejections(t *testing.T) {
 		}
 	})
 	t.Run("forged user_id", func(t *testing.T) {
-		conn, err := amqp.Dial(placer.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		out, err := router.NewConfirmer(conn)
-		if err != nil {
-			t.Fatal(err)
-		}
+		out := confirmerAs(t, placer.URL)
 		labUser := s.Config.Partners[1].AMQPUser
-		err = out.Publish(t.Context(), s.Topology.IngressExchange(), "", amqp.Publishing{ContentType: "application/fhir+json",
+		err := out.Publish(t.Context(), s.Topology.IngressExchange(), "", amqp.Publishing{ContentType: "application/fhir+json",
 			UserId: labUser, ReplyTo: placer.ReplyTo, CorrelationId: "forged", Body: order})
 		if !errors.Is(err, amqp.ErrClosed) {
 			t.Fatalf("the broker took a publish with a forged user_id: %v", err)
@@ -214,15 +206,7 @@ func TestAMQPRejections(t *testing.T) {
 			t.Fatal(err)
 		}
 		brokertest.AddUser(t, user, "pw", brokertest.Permissions{Configure: "^$", Write: "^" + s.Topology.IngressExchange() + "$", Read: "^$"})
-		conn, err := amqp.Dial(brokertest.UserURL(t, user, "pw"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		out, err := router.NewConfirmer(conn)
-		if err != nil {
-			t.Fatal(err)
-		}
+		out := confirmerAs(t, brokertest.UserURL(t, user, "pw"))
 		err = out.Publish(t.Context(), s.Topology.IngressExchange(), "", amqp.Publishing{ContentType: "application/fhir+json",
 			UserId: user, ReplyTo: replies, CorrelationId: "who", Body: order})
 		if err != nil {
@@ -265,6 +249,22 @@ func TestAMQPRejections(t *testing.T) {
 	if got := s.Drain(t, "lab", 0, time.Second); len(got) != 0 {
 		t.Errorf("%d rejected messages were routed", len(got))
 	}
+}
+
+// confirmerAs connects to url (closed when the test ends) for confirmed
+// publishes.
+func confirmerAs(t *testing.T, url string) *router.Confirmer {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	out, err := router.NewConfirmer(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // drainQueue takes the messages of a queue, waiting up to 10s for want.

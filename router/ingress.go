@@ -103,18 +103,11 @@ func (in *Ingress) Run(ctx context.Context) error {
 }
 
 func (in *Ingress) session(ctx context.Context) error {
-	conn, err := dial(in.cfg.URL, "fhirgw ingress")
+	conn, ch, err := openDeclared(in.cfg.URL, "fhirgw ingress", in.cfg.Topology)
 	if err != nil {
-		return fmt.Errorf("dial: %w", err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("channel: %w", err)
-	}
-	if err := in.cfg.Topology.Declare(ch); err != nil {
 		return err
 	}
+	defer conn.Close()
 	if err := ch.Qos(in.cfg.Concurrency, 0, false); err != nil {
 		return fmt.Errorf("qos: %w", err)
 	}

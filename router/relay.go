@@ -118,18 +118,11 @@ func (r *Relay) Run(ctx context.Context) error {
 
 // session runs one connection's life.
 func (r *Relay) session(ctx context.Context) error {
-	conn, err := dial(r.cfg.URL, "fhirgw relay")
+	conn, ch, err := openDeclared(r.cfg.URL, "fhirgw relay", r.cfg.Topology)
 	if err != nil {
-		return fmt.Errorf("dial: %w", err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return fmt.Errorf("channel: %w", err)
-	}
-	if err := r.cfg.Topology.Declare(ch); err != nil {
 		return err
 	}
+	defer conn.Close()
 	if err := ch.Confirm(false); err != nil {
 		return fmt.Errorf("confirm mode: %w", err)
 	}

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -40,4 +41,23 @@ func dial(url, name string) (*amqp.Connection, error) {
 		Dial:       amqp.DefaultDial(10 * time.Second),
 		Properties: amqp.Table{"connection_name": name},
 	})
+}
+
+// openDeclared dials, opens a channel and declares the topology on it: the
+// start of every session. The caller closes the connection.
+func openDeclared(url, name string, topo Topology) (*amqp.Connection, *amqp.Channel, error) {
+	conn, err := dial(url, name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial: %w", err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("channel: %w", err)
+	}
+	if err := topo.Declare(ch); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, ch, nil
 }
