@@ -70,6 +70,9 @@ type Options struct {
 	// SweepInterval is how often acknowledgement deadlines are checked
 	// (default 1s).
 	SweepInterval time.Duration
+	// IngressReady, when set, reports whether the AMQP ingress consumes;
+	// /readyz includes it.
+	IngressReady func() bool
 }
 
 // Gateway serves the HTTP API.
@@ -93,6 +96,7 @@ type Gateway struct {
 	sweepEvery time.Duration
 	auth       *authenticator
 	topology   router.Topology
+	ingressUp  func() bool
 	// httpFillers are the fillers the gateway delivers to itself (http, rest).
 	httpFillers map[string]bool
 }
@@ -132,6 +136,7 @@ func New(opts Options) (*Gateway, error) {
 		g.httpFillers[f.ID] = f.Adapter == "http" || f.Adapter == "rest"
 	}
 	g.pusher = opts.Pusher
+	g.ingressUp = opts.IngressReady
 	g.sweepEvery = opts.SweepInterval
 	if g.sweepEvery <= 0 {
 		g.sweepEvery = time.Second

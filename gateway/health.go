@@ -13,11 +13,12 @@ func (g *Gateway) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
-// readyz is readiness: the broker connection is up and the ledger answers.
+// readyz is readiness: the broker connections (relay, and AMQP ingress when
+// there is one) are up and the ledger answers.
 func (g *Gateway) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	broker := g.relay.Ready()
+	broker := g.relay.Ready() && (g.ingressUp == nil || g.ingressUp())
 	_, err := g.ledger.Task(ctx, "readiness-probe")
 	ledgerOK := err == nil || isNotFound(err)
 	status := http.StatusOK
