@@ -108,6 +108,12 @@ func (in *Ingress) session(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close()
+	outs := make([]*Confirmer, in.cfg.Concurrency)
+	for i := range outs {
+		if outs[i], err = NewConfirmer(conn); err != nil {
+			return err
+		}
+	}
 	if err := ch.Qos(in.cfg.Concurrency, 0, false); err != nil {
 		return fmt.Errorf("qos: %w", err)
 	}
@@ -121,27 +127,41 @@ func (in *Ingress) session(ctx context.Context) error {
 	// Handling outlives ctx: a message taken is finished and acknowledged.
 	work, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
+	// Each worker has a lane; a message's correlation_id picks the lane, so
+	// the messages of one conversation (a filler's response, then its
+	// progress) are handled in the order they were published. Lanes hold
+	// the whole prefetch, so the dispatcher never waits on a busy lane.
+	lanes := make([]chan amqp.Delivery, in.cfg.Concurrency)
 	errs := make(chan error, in.cfg.Concurrency)
 	var wg sync.WaitGroup
-	for range in.cfg.Concurrency {
-		out, err := NewConfirmer(conn)
-		if err != nil {
-			stop()
-			wg.Wait()
-			return err
-		}
+	for i := range lanes {
+		lanes[i] = make(chan amqp.Delivery, in.cfg.Concurrency)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer out.Close()
-			for d := range deliveries {
-				if err := in.handle(work, out, d); err != nil {
+			defer outs[i].Close()
+			for d := range lanes[i] {
+				if err := in.handle(work, outs[i], d); err != nil {
 					errs <- err
 					return
 				}
 			}
 		}()
 	}
+	go func() {
+		defer func() {
+			for _, l := range lanes {
+				close(l)
+			}
+		}()
+		for d := range deliveries {
+			select {
+			case lanes[lane(d.CorrelationId, len(lanes))] <- d:
+			case <-work.Done():
+				return // the session is over; unacknowledged, d comes back
+			}
+		}
+	}()
 	var result error
 	select {
 	case <-ctx.Done():
@@ -152,6 +172,15 @@ func (in *Ingress) session(ctx context.Context) error {
 	}
 	wg.Wait()
 	return result
+}
+
+// lane picks a worker for a conversation (FNV-1a of its id).
+func lane(correlationID string, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(correlationID); i++ {
+		h = (h ^ uint32(correlationID[i])) * 16777619
+	}
+	return int(h % uint32(n))
 }
 
 // handle takes one delivery through the handler and settles it. An error

@@ -159,3 +159,38 @@ func TestConfirmerTellsEachPublishsFate(t *testing.T) {
 		t.Fatal("a publish on the closed channel succeeded")
 	}
 }
+
+// Messages of one conversation (one correlation_id) are handled in the
+// order they were published, while others go on beside them.
+func TestIngressKeepsAConversationInOrder(t *testing.T) {
+	topo := topology(t)
+	h := &scriptedHandler{tried: map[string]int{}}
+	startIngress(t, topo, h)
+	out, err := router.NewConfirmer(brokertest.Dial(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	for i := range n {
+		for _, cid := range []string{"conv", fmt.Sprintf("other-%d", i)} {
+			if err := out.Publish(t.Context(), topo.IngressExchange(), "", amqp.Publishing{Body: []byte(fmt.Sprint(i)), CorrelationId: cid}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !wait.For(10*time.Second, func() bool { h.mu.Lock(); defer h.mu.Unlock(); return len(h.seen) == 2*n }) {
+		t.Fatal("not every message was handled")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	next := 0
+	for _, m := range h.seen {
+		if m.CorrelationID != "conv" {
+			continue
+		}
+		if string(m.Body) != fmt.Sprint(next) {
+			t.Fatalf("conversation message %s handled where %d was due", m.Body, next)
+		}
+		next++
+	}
+}
