@@ -23,14 +23,18 @@ type ingressHandler struct{ g *Gateway }
 
 // Handle answers one inbound message. Its sender is the partner whose
 // amqpUser is the message's user_id (which RabbitMQ verified); its reply_to
-// must be that partner's reply queue, and is never one of the gateway's own
-// queues.
+// must be that partner's reply queue (see replyQueueAllowed).
 func (h ingressHandler) Handle(ctx context.Context, m router.Inbound) router.Answer {
 	g := h.g
 	p, authErr := g.auth.amqpPartner(m.UserID)
 	if m.ReplyTo != "" && !g.replyQueueAllowed(p, m.ReplyTo) {
+		// Parked, not answered: the answer could land in someone else's queue.
 		g.log.Warn("ingress message with a reply_to its sender may not use", zap.String("userId", m.UserID))
-		return router.Answer{Park: fmt.Sprintf("reply_to %q is not the sender's reply queue", m.ReplyTo)}
+		why := fmt.Sprintf("reply_to %q is not the sender's reply queue", m.ReplyTo)
+		if authErr != nil {
+			why += "; and " + authErr.Issues[0].Diagnostics
+		}
+		return router.Answer{Park: why}
 	}
 	r := g.ingressReply(ctx, m, p, authErr)
 	if r.Status == http.StatusServiceUnavailable {
@@ -68,13 +72,20 @@ func (g *Gateway) ingressReply(ctx context.Context, m router.Inbound, p *partner
 }
 
 // replyQueueAllowed reports whether the gateway may publish answers for p
-// to queue: p's own reply queue, or with authentication off any queue that
-// is not the gateway's.
+// to queue: p's own reply queue; with authentication off, any queue that is
+// not the gateway's; for a sender that is no partner (answered 401), any
+// queue outside the gateway's namespace, so that nobody can make the
+// gateway publish into a partner's reply queue.
 func (g *Gateway) replyQueueAllowed(p *partner, queue string) bool {
-	if g.topology.Owns(queue) {
+	switch {
+	case g.topology.Owns(queue):
 		return false
+	case p != nil:
+		return queue == g.topology.ReplyQueue(p.ID)
+	case g.auth.disabled:
+		return true
 	}
-	return p == nil || queue == g.topology.ReplyQueue(p.ID)
+	return !g.topology.InNamespace(queue)
 }
 
 // publishing is r as an AMQP message: the status and location in headers.

@@ -166,13 +166,17 @@ func TestAMQPRejections(t *testing.T) {
 	order := fixture(t, "r4/lab-order.json")
 
 	t.Run("no user_id", func(t *testing.T) {
-		err := placer.Publish(amqp.Publishing{ContentType: "application/fhir+json", ReplyTo: placer.ReplyTo, CorrelationId: "anon", Body: order})
+		// Nobody is known to own the reply queue, so the 401 is parked
+		// rather than published into a partner's reply queue.
+		err := placer.Publish(amqp.Publishing{ContentType: "application/fhir+json", ReplyTo: placer.ReplyTo, CorrelationId: "anon", Body: order,
+			Headers: amqp.Table{router.HeaderUserID: placer.User, router.HeaderParkReason: "forged"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := placer.Await(t, "anon", 10*time.Second)
-		if gatewaytest.Status(a) != http.StatusUnauthorized || ooOf(t, a.Body).Issue[0].Code != "login" {
-			t.Errorf("answer %d: %s", gatewaytest.Status(a), a.Body)
+		parked := drainQueue(t, s.Topology.IngressDeadQueue(), 1)
+		if len(parked) != 1 || !strings.Contains(fmt.Sprint(parked[0].Headers[router.HeaderParkReason]), "no user_id") ||
+			parked[0].Headers[router.HeaderUserID] != "" {
+			t.Fatalf("parked: %+v", parked)
 		}
 	})
 	t.Run("invalid bundle", func(t *testing.T) {
@@ -220,8 +224,17 @@ func TestAMQPRejections(t *testing.T) {
 		}) {
 			t.Fatal("no answer on the stranger's reply queue")
 		}
-		if gatewaytest.Status(got) != http.StatusUnauthorized || got.CorrelationId != "who" {
+		if gatewaytest.Status(got) != http.StatusUnauthorized || got.CorrelationId != "who" || ooOf(t, got.Body).Issue[0].Code != "login" {
 			t.Errorf("answer %d (%s): %s", gatewaytest.Status(got), got.CorrelationId, got.Body)
+		}
+		// Nor can a stranger have the gateway write into a partner's reply queue.
+		err = out.Publish(t.Context(), s.Topology.IngressExchange(), "", amqp.Publishing{ContentType: "application/fhir+json",
+			UserId: user, ReplyTo: placer.ReplyTo, CorrelationId: "spoof", Body: order})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if parked := drainQueue(t, s.Topology.IngressDeadQueue(), 1); len(parked) != 1 || parked[0].CorrelationId != "spoof" {
+			t.Fatalf("parked: %+v", parked)
 		}
 	})
 	t.Run("a reply_to that is not the partner's", func(t *testing.T) {

@@ -46,8 +46,9 @@ type Answer struct {
 	// Park, when set, parks the message in the ingress dead queue with this
 	// reason, and nothing is replied (there is nowhere safe to reply to).
 	Park string
-	// RetryAfter, when set, leaves the message in the queue to be handled
-	// again after this wait: the gateway could not take custody of it.
+	// RetryAfter, when set, has the message handled again after this wait
+	// (the gateway could not take custody of it); it stays unacknowledged
+	// meanwhile, and its conversation waits behind it.
 	RetryAfter time.Duration
 }
 
@@ -64,6 +65,9 @@ type IngressConfig struct {
 	Handler  IngressHandler
 	// Concurrency is how many messages are handled at once (default 16).
 	Concurrency int
+	// Grace bounds how long messages taken may finish at shutdown
+	// (default 30s).
+	Grace time.Duration
 	Log         *zap.Logger
 }
 
@@ -71,8 +75,9 @@ type IngressConfig struct {
 // answer is published to reply_to (or the message parked), and only then is
 // the message acknowledged. A crash or broker outage before that leaves the
 // message in the queue; handled again, it is a duplicate and gets the
-// original answer, so nothing is lost or routed twice. A message that keeps
-// failing is dead-lettered by the queue's delivery limit.
+// original answer, so nothing is lost or routed twice. A message whose
+// handling keeps breaking the session is dead-lettered by the queue's
+// delivery limit.
 type Ingress struct {
 	cfg   IngressConfig
 	ready atomic.Bool
@@ -82,6 +87,9 @@ type Ingress struct {
 func NewIngress(cfg IngressConfig) *Ingress {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 16
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 30 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
@@ -141,22 +149,24 @@ func (in *Ingress) session(ctx context.Context) error {
 			defer wg.Done()
 			defer outs[i].Close()
 			for d := range lanes[i] {
-				if err := in.handle(work, outs[i], d); err != nil {
+				if err := in.handle(work, ctx.Done(), outs[i], d); err != nil {
 					errs <- err
 					return
 				}
 			}
 		}()
 	}
+	consumerClosed := make(chan struct{})
 	go func() {
 		defer func() {
 			for _, l := range lanes {
 				close(l)
 			}
+			close(consumerClosed)
 		}()
 		for d := range deliveries {
 			select {
-			case lanes[lane(d.CorrelationId, len(lanes))] <- d:
+			case lanes[lane(d, len(lanes))] <- d:
 			case <-work.Done():
 				return // the session is over; unacknowledged, d comes back
 			}
@@ -166,6 +176,12 @@ func (in *Ingress) session(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		_ = ch.Cancel("fhirgw-ingress", false) // deliveries closes once the broker stops sending
+		// Messages taken are finished within the grace; past it their
+		// publishes are abandoned and they come back on the next start.
+		defer time.AfterFunc(in.cfg.Grace, stop).Stop()
+	case <-consumerClosed:
+		result = errors.New("the broker closed the consumer")
+		stop()
 	case result = <-errs:
 		stop()
 		ch.Close()
@@ -174,29 +190,42 @@ func (in *Ingress) session(ctx context.Context) error {
 	return result
 }
 
-// lane picks a worker for a conversation (FNV-1a of its id).
-func lane(correlationID string, n int) int {
+// lane picks the worker of a delivery's conversation: by its correlation_id
+// (FNV-1a), else its message_id, else its delivery tag.
+func lane(d amqp.Delivery, n int) int {
+	key := d.CorrelationId
+	if key == "" {
+		key = d.MessageId
+	}
+	if key == "" {
+		return int(d.DeliveryTag % uint64(n))
+	}
 	h := uint32(2166136261)
-	for i := 0; i < len(correlationID); i++ {
-		h = (h ^ uint32(correlationID[i])) * 16777619
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
 	}
 	return int(h % uint32(n))
 }
 
 // handle takes one delivery through the handler and settles it. An error
 // means the session is broken; the delivery stays unacknowledged and comes
-// back.
-func (in *Ingress) handle(ctx context.Context, out *Confirmer, d amqp.Delivery) error {
+// back. A message the handler asks to retry is retried in place until the
+// session stops.
+func (in *Ingress) handle(ctx context.Context, stopping <-chan struct{}, out *Confirmer, d amqp.Delivery) error {
 	m := Inbound{Body: d.Body, ContentType: d.ContentType, UserID: d.UserId, ReplyTo: d.ReplyTo,
 		CorrelationID: d.CorrelationId, MessageID: d.MessageId}
 	a := in.cfg.Handler.Handle(ctx, m)
 	log := in.cfg.Log.With(zap.String("messageId", d.MessageId), zap.String("userId", d.UserId))
-	if a.RetryAfter > 0 {
+	for a.RetryAfter > 0 {
+		// The message waits here, not back in the queue: a requeue would
+		// count towards the queue's delivery limit and let the next message
+		// of its conversation overtake it.
 		select {
 		case <-time.After(a.RetryAfter):
-		case <-ctx.Done():
+		case <-stopping:
+			return d.Nack(false, true)
 		}
-		return d.Nack(false, true)
+		a = in.cfg.Handler.Handle(ctx, m)
 	}
 	if a.Park == "" && d.ReplyTo != "" {
 		a.Reply.CorrelationId = d.CorrelationId
@@ -221,10 +250,13 @@ func (in *Ingress) handle(ctx context.Context, out *Confirmer, d amqp.Delivery) 
 // park keeps the message, with why and the answer's status, in the ingress
 // dead queue.
 func (in *Ingress) park(ctx context.Context, out *Confirmer, d amqp.Delivery, a Answer) error {
-	headers := amqp.Table{HeaderParkReason: a.Park, HeaderUserID: d.UserId}
+	headers := amqp.Table{}
 	for k, v := range d.Headers {
 		headers[k] = v
 	}
+	// The gateway's headers last: a sender cannot set them.
+	headers[HeaderParkReason], headers[HeaderUserID] = a.Park, d.UserId
+	delete(headers, HeaderStatus)
 	if s, ok := a.Reply.Headers[HeaderStatus]; ok {
 		headers[HeaderStatus] = s
 	}

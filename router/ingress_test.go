@@ -47,7 +47,12 @@ func (h *scriptedHandler) count(body string) int {
 
 func startIngress(t *testing.T, topo router.Topology, h router.IngressHandler) *router.Ingress {
 	t.Helper()
-	in := router.NewIngress(router.IngressConfig{URL: brokertest.URL(t), Topology: topo, Handler: h, Concurrency: 4})
+	return startIngressAt(t, brokertest.URL(t), topo, h)
+}
+
+func startIngressAt(t *testing.T, url string, topo router.Topology, h router.IngressHandler) *router.Ingress {
+	t.Helper()
+	in := router.NewIngress(router.IngressConfig{URL: url, Topology: topo, Handler: h, Concurrency: 4})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = in.Run(ctx); close(done) }()
@@ -192,5 +197,32 @@ func TestIngressKeepsAConversationInOrder(t *testing.T) {
 			t.Fatalf("conversation message %s handled where %d was due", m.Body, next)
 		}
 		next++
+	}
+}
+
+// After the broker connection drops, even with nothing to consume, the
+// ingress reconnects and consumes again.
+func TestIngressConsumesAgainAfterAnOutage(t *testing.T) {
+	topo := topology(t)
+	h := &scriptedHandler{tried: map[string]int{}}
+	proxy := brokertest.NewProxy(t)
+	in := startIngressAt(t, proxy.URL(), topo, h)
+	proxy.Cut()
+	if !wait.For(10*time.Second, func() bool { return !in.Ready() }) {
+		t.Fatal("the ingress still says it is ready with its connection cut")
+	}
+	proxy.Restore()
+	if !wait.For(30*time.Second, in.Ready) {
+		t.Fatal("the ingress did not reconnect")
+	}
+	out, err := router.NewConfirmer(brokertest.Dial(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Publish(t.Context(), topo.IngressExchange(), "", amqp.Publishing{Body: []byte("after")}); err != nil {
+		t.Fatal(err)
+	}
+	if !wait.For(10*time.Second, func() bool { return h.count("after") == 1 }) {
+		t.Fatal("a message published after the outage was not handled")
 	}
 }

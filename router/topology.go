@@ -65,6 +65,10 @@ func (t Topology) IngressDeadQueue() string { return t.prefix() + ".ingress.dead
 // reply_to must name it.
 func (t Topology) ReplyQueue(partner string) string { return t.prefix() + ".reply." + partner }
 
+// InNamespace reports whether name starts with the gateway's prefix: one of
+// its queues or a partner's reply queue.
+func (t Topology) InNamespace(name string) bool { return strings.HasPrefix(name, t.prefix()+".") }
+
 // Owns reports whether queue is one of the gateway's own queues other than
 // a reply queue: answers are never published there.
 func (t Topology) Owns(queue string) bool {

@@ -260,6 +260,8 @@ func (l *SQLite) submit(ctx context.Context, o *op) error {
 	case l.ops <- o:
 	case <-l.closing:
 		return ErrClosed
+	case <-l.stopped:
+		return ErrClosed
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -92,7 +92,7 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Ingress = router.NewIngress(router.IngressConfig{URL: cfg.AMQP.URL, Topology: topo, Handler: s.Gateway.Ingress(), Log: o.Log.Named("ingress")})
+	s.Ingress = router.NewIngress(router.IngressConfig{URL: cfg.AMQP.URL, Topology: topo, Handler: s.Gateway.Ingress(), Grace: o.Grace, Log: o.Log.Named("ingress")})
 	if s.workers, err = cfg.FillerWorkers(s.Gateway.Sink(), o.Log.Named("filler")); err != nil {
 		return nil, err
 	}
@@ -130,11 +130,14 @@ func (s *Stack) Run(ctx context.Context) error {
 		workers.Add(1)
 		go func() { defer workers.Done(); _ = w.Run(workerCtx) }()
 	}
-	ingressDone := s.start(ctx, s.Ingress.Run)
+	ingressCtx, stopIngress := context.WithCancel(ctx)
+	defer stopIngress()
+	ingressDone := s.start(ingressCtx, s.Ingress.Run)
 	log.Info("gateway listening", zap.String("addr", s.ln.Addr().String()), zap.String("basePath", s.opts.Config.HTTP.BasePath),
 		zap.Int("routes", len(s.opts.Config.Routes)), zap.Int("workers", len(s.workers)))
 
 	err := s.Gateway.Serve(ctx, s.ln, s.opts.Grace)
+	stopIngress() // also when serving failed before ctx ended
 	err = errors.Join(err, <-ingressDone)
 	log.Info("intake stopped")
 	stopWorkers()
