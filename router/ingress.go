@@ -68,7 +68,7 @@ type IngressConfig struct {
 	// Grace bounds how long messages taken may finish at shutdown
 	// (default 30s).
 	Grace time.Duration
-	Log         *zap.Logger
+	Log   *zap.Logger
 }
 
 // Ingress consumes the ingress queue: each message goes to the handler, its
