@@ -38,7 +38,7 @@ func (h ingressHandler) Handle(ctx context.Context, m router.Inbound) router.Ans
 	}
 	r := g.ingressReply(ctx, m, p, authErr)
 	if r.Status == http.StatusServiceUnavailable {
-		// The message waits in its queue, which a 503 asks an HTTP caller to do.
+		// The message is handled again after the wait a 503 asks of an HTTP caller.
 		return router.Answer{RetryAfter: max(r.RetryAfter, time.Second)}
 	}
 	a := router.Answer{Reply: g.publishing(r)}
