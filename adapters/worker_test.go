@@ -72,13 +72,8 @@ func fixture(t *testing.T, fillers ...string) (router.Topology, *amqp.Channel) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		for _, f := range fillers {
-			_, _ = ch.QueueDelete(topo.FillerQueue(f), false, false, false)
-			_, _ = ch.QueueDelete(topo.DeadQueue(f), false, false, false)
-		}
-		_, _ = ch.QueueDelete(topo.UnroutableQueue(), false, false, false)
-		for _, x := range []string{topo.RouteExchange(), topo.UnroutableExchange(), topo.DeadExchange()} {
-			_ = ch.ExchangeDelete(x, false, false)
+		if err := topo.Delete(ch); err != nil {
+			t.Log(err)
 		}
 	})
 	return topo, ch

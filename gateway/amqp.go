@@ -61,8 +61,7 @@ func (g *Gateway) ingressReply(ctx context.Context, m router.Inbound, p *partner
 		}
 	}
 	if len(m.Body) > g.cfg.HTTP.MaxBodyBytes {
-		return g.errorReply(edgeError(http.StatusRequestEntityTooLarge, ErrTooLarge, envelope.IssueTooLong, "",
-			"the body is over the limit of %d bytes", g.cfg.HTTP.MaxBodyBytes))
+		return g.errorReply(tooLarge(g.cfg.HTTP.MaxBodyBytes))
 	}
 	in := inbound{Body: m.Body, Version: v, Partner: p, Async: true, CorrelationID: m.CorrelationID}
 	if m.ReplyTo != "" {

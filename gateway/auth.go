@@ -149,6 +149,14 @@ func (p *partner) mayPlace(ev envelope.Event) bool {
 	return false
 }
 
+// checkPlace is mayPlace as the 403 a refusal gets.
+func (p *partner) checkPlace(ev envelope.Event) *Error {
+	if p.mayPlace(ev) {
+		return nil
+	}
+	return forbidden("partner %s may not send the event %s", p.ID, ev)
+}
+
 // mayFill reports whether p may answer for one of the fillers.
 func (p *partner) mayFill(fillers []string) bool {
 	if p == nil {

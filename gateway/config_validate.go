@@ -16,6 +16,19 @@ import (
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	// checkID checks the id of list[i]: present, unique in seen, and free of
+	// the characters a RabbitMQ name made from it may not hold.
+	checkID := func(list string, i int, id string, seen map[string]bool, forbidden, described string) {
+		switch {
+		case id == "":
+			bad("%s[%d].id is empty", list, i)
+		case seen[id]:
+			bad("%s[%d].id %q is used twice", list, i, id)
+		case strings.ContainsAny(id, forbidden):
+			bad("%s[%d].id %q may not contain %s (it names a RabbitMQ queue)", list, i, id, described)
+		}
+		seen[id] = true
+	}
 
 	if c.HTTP.Addr == "" {
 		bad("http.addr is empty")
@@ -59,15 +72,7 @@ func (c Config) Validate() error {
 
 	fillers := map[string]bool{}
 	for i, f := range c.Fillers {
-		switch {
-		case f.ID == "":
-			bad("fillers[%d].id is empty", i)
-		case fillers[f.ID]:
-			bad("fillers[%d].id %q is used twice", i, f.ID)
-		case strings.ContainsAny(f.ID, " #*."):
-			bad("fillers[%d].id %q may not contain spaces, '.', '#' or '*' (it names a RabbitMQ queue)", i, f.ID)
-		}
-		fillers[f.ID] = true
+		checkID("fillers", i, f.ID, fillers, " #*.", "spaces, '.', '#' or '*'")
 		if f.Retry.MaxAttempts >= router.DefaultDeliveryLimit {
 			bad("fillers[%d] (%s): retry.maxAttempts must stay under the queue's delivery limit of %d", i, f.ID, router.DefaultDeliveryLimit)
 		}
@@ -99,15 +104,7 @@ func (c Config) Validate() error {
 	}
 	partnerIDs, amqpUsers := map[string]bool{}, map[string]bool{}
 	for i, p := range c.Partners {
-		switch {
-		case p.ID == "":
-			bad("partners[%d].id is empty", i)
-		case partnerIDs[p.ID]:
-			bad("partners[%d].id %q is used twice", i, p.ID)
-		case strings.ContainsAny(p.ID, " #*"):
-			bad("partners[%d].id %q may not contain spaces, '#' or '*' (it names a RabbitMQ queue)", i, p.ID)
-		}
-		partnerIDs[p.ID] = true
+		checkID("partners", i, p.ID, partnerIDs, " #*", "spaces, '#' or '*'")
 		if p.AMQPUser != "" && amqpUsers[p.AMQPUser] {
 			bad("partners[%d] (%s): amqpUser %q belongs to another partner too", i, p.ID, p.AMQPUser)
 		}

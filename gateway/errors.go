@@ -63,6 +63,11 @@ func edgeError(status int, cause error, code envelope.IssueType, expr, format st
 	}}}
 }
 
+// tooLarge is the error for a body over limit bytes.
+func tooLarge(limit int) *Error {
+	return edgeError(http.StatusRequestEntityTooLarge, ErrTooLarge, envelope.IssueTooLong, "", "the body is over the limit of %d bytes", limit)
+}
+
 // asEdgeError maps any error to the edge: envelope rejections are 400 with
 // their issues, an *Error passes through, anything else is a 500 whose
 // details stay in the logs.

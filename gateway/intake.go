@@ -48,8 +48,7 @@ func (g *Gateway) readBody(c *gin.Context) ([]byte, *Error) {
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return nil, edgeError(http.StatusRequestEntityTooLarge, ErrTooLarge, envelope.IssueTooLong, "",
-			"the body is over the limit of %d bytes", g.cfg.HTTP.MaxBodyBytes)
+		return nil, tooLarge(g.cfg.HTTP.MaxBodyBytes)
 	case err != nil:
 		return nil, edgeError(http.StatusBadRequest, err, envelope.IssueStructure, "", "the body could not be read: %v", err)
 	}

@@ -55,8 +55,8 @@ func (g *Gateway) pipeline(ctx context.Context, in inbound) (reply, string) {
 		return g.takeResponse(ctx, in.Partner, msg), "response"
 	}
 	if _, isCancel := g.routes.CancelRoute(msg.Header.Event); isCancel {
-		if !in.Partner.mayPlace(msg.Header.Event) {
-			return g.errorReply(forbidden("partner %s may not send the event %s", in.Partner.ID, msg.Header.Event)), "forbidden"
+		if e := in.Partner.checkPlace(msg.Header.Event); e != nil {
+			return g.errorReply(e), "forbidden"
 		}
 		if r, ok := g.cancelBeforeDelivery(ctx, msg); ok {
 			return r, "cancellation"
@@ -77,8 +77,8 @@ func (g *Gateway) pipeline(ctx context.Context, in inbound) (reply, string) {
 		return g.errorReply(edgeError(http.StatusUnprocessableEntity, ErrNoRoute, envelope.IssueNotSupported, "Bundle.entry[0].resource.event",
 			"no route accepts the event %s", msg.Header.Event)), "unroutable"
 	}
-	if !in.Partner.mayPlace(msg.Header.Event) {
-		return g.errorReply(forbidden("partner %s may not send the event %s", in.Partner.ID, msg.Header.Event)), "forbidden"
+	if e := in.Partner.checkPlace(msg.Header.Event); e != nil {
+		return g.errorReply(e), "forbidden"
 	}
 	callback := in.Callback
 	if callback == "" {

@@ -29,7 +29,7 @@ type reply struct {
 // errorReply is the answer for an edge error.
 func (g *Gateway) errorReply(e *Error) reply {
 	if e.Status >= 500 {
-		g.log.Error("message failed", zap.Int("status", e.Status), zap.Error(e.Err))
+		g.log.Error("request failed", zap.Int("status", e.Status), zap.Error(e.Err))
 	}
 	return reply{Status: e.Status, ContentType: contentType(g.version), Body: e.Outcome().JSON(), RetryAfter: e.RetryAfter, Err: e}
 }

@@ -52,15 +52,8 @@ func topology(t *testing.T, fillers ...string) router.Topology {
 		if err != nil {
 			return
 		}
-		for _, f := range fillers {
-			_, _ = ch.QueueDelete(topo.FillerQueue(f), false, false, false)
-			_, _ = ch.QueueDelete(topo.DeadQueue(f), false, false, false)
-		}
-		for _, q := range []string{topo.UnroutableQueue(), topo.IngressQueue(), topo.IngressDeadQueue()} {
-			_, _ = ch.QueueDelete(q, false, false, false)
-		}
-		for _, x := range []string{topo.RouteExchange(), topo.UnroutableExchange(), topo.DeadExchange(), topo.IngressExchange()} {
-			_ = ch.ExchangeDelete(x, false, false)
+		if err := topo.Delete(ch); err != nil {
+			t.Log(err)
 		}
 	})
 	return topo

@@ -155,3 +155,26 @@ func (t Topology) Declare(ch *amqp.Channel) error {
 	}
 	return nil
 }
+
+// Delete removes what Declare creates, messages included; what is already
+// gone is skipped. For tests and for decommissioning a gateway.
+func (t Topology) Delete(ch *amqp.Channel) error {
+	queues := []string{t.UnroutableQueue(), t.IngressQueue(), t.IngressDeadQueue()}
+	for _, f := range t.Fillers {
+		queues = append(queues, t.FillerQueue(f), t.DeadQueue(f))
+	}
+	for _, p := range t.Partners {
+		queues = append(queues, t.ReplyQueue(p))
+	}
+	for _, q := range queues {
+		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+			return fmt.Errorf("router: delete queue %s: %w", q, err)
+		}
+	}
+	for _, x := range []string{t.RouteExchange(), t.UnroutableExchange(), t.DeadExchange(), t.IngressExchange()} {
+		if err := ch.ExchangeDelete(x, false, false); err != nil {
+			return fmt.Errorf("router: delete exchange %s: %w", x, err)
+		}
+	}
+	return nil
+}

@@ -119,11 +119,11 @@ func (s *Stack) Ready() bool { return s.Relay.Ready() && s.Ingress.Ready() }
 func (s *Stack) Run(ctx context.Context) error {
 	log := s.opts.Log
 	background := context.WithoutCancel(ctx)
-	ledgerDone := s.start(background, func(ctx context.Context) error { return s.Ledger.Run(ctx) })
+	ledgerDone := start(background, func(ctx context.Context) error { return s.Ledger.Run(ctx) })
 	relayCtx, stopRelay := context.WithCancel(background)
-	relayDone := s.start(relayCtx, s.Relay.Run)
+	relayDone := start(relayCtx, s.Relay.Run)
 	pushCtx, stopPush := context.WithCancel(background)
-	pushDone := s.start(pushCtx, s.pusher.Run)
+	pushDone := start(pushCtx, s.pusher.Run)
 	workerCtx, stopWorkers := context.WithCancel(background)
 	var workers sync.WaitGroup
 	for _, w := range s.workers {
@@ -132,7 +132,7 @@ func (s *Stack) Run(ctx context.Context) error {
 	}
 	ingressCtx, stopIngress := context.WithCancel(ctx)
 	defer stopIngress()
-	ingressDone := s.start(ingressCtx, s.Ingress.Run)
+	ingressDone := start(ingressCtx, s.Ingress.Run)
 	log.Info("gateway listening", zap.String("addr", s.ln.Addr().String()), zap.String("basePath", s.opts.Config.HTTP.BasePath),
 		zap.Int("routes", len(s.opts.Config.Routes)), zap.Int("workers", len(s.workers)))
 
@@ -158,7 +158,7 @@ func (s *Stack) Run(ctx context.Context) error {
 }
 
 // start runs part in a goroutine and returns where its result arrives.
-func (s *Stack) start(ctx context.Context, part func(context.Context) error) <-chan error {
+func start(ctx context.Context, part func(context.Context) error) <-chan error {
 	done := make(chan error, 1)
 	go func() { done <- part(ctx) }()
 	return done

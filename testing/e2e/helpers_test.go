@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"github.com/fhirgw/fhirgw/router"
 	"net"
 	"net/http"
 	"os"
@@ -159,10 +160,5 @@ func cleanup(conn *amqp.Connection, prefix string) {
 	if err != nil {
 		return
 	}
-	for _, q := range []string{prefix + ".filler.lab", prefix + ".filler.lab.dead", prefix + ".unroutable"} {
-		_, _ = ch.QueueDelete(q, false, false, false)
-	}
-	for _, x := range []string{prefix + ".route", prefix + ".unroutable", prefix + ".dead"} {
-		_ = ch.ExchangeDelete(x, false, false)
-	}
+	_ = router.Topology{Prefix: prefix, Fillers: []string{"lab"}}.Delete(ch)
 }

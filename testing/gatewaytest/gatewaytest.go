@@ -236,17 +236,7 @@ func deleteTopology(t testing.TB, topo router.Topology) {
 	if err != nil {
 		return
 	}
-	for _, f := range topo.Fillers {
-		_, _ = ch.QueueDelete(topo.FillerQueue(f), false, false, false)
-		_, _ = ch.QueueDelete(topo.DeadQueue(f), false, false, false)
-	}
-	for _, p := range topo.Partners {
-		_, _ = ch.QueueDelete(topo.ReplyQueue(p), false, false, false)
-	}
-	for _, q := range []string{topo.UnroutableQueue(), topo.IngressQueue(), topo.IngressDeadQueue()} {
-		_, _ = ch.QueueDelete(q, false, false, false)
-	}
-	for _, x := range []string{topo.RouteExchange(), topo.UnroutableExchange(), topo.DeadExchange(), topo.IngressExchange()} {
-		_ = ch.ExchangeDelete(x, false, false)
+	if err := topo.Delete(ch); err != nil {
+		t.Log(err)
 	}
 }
