@@ -89,10 +89,11 @@ func (g *Gateway) replyQueueAllowed(p *partner, queue string) bool {
 
 // publishing is r as an AMQP message: the status and location in headers.
 func (g *Gateway) publishing(r reply) amqp.Publishing {
-	return amqp.Publishing{
-		ContentType: r.ContentType, MessageId: g.newID(), Timestamp: g.now(), Body: r.Body,
-		Headers: amqp.Table{router.HeaderStatus: int32(r.Status), router.HeaderLocation: r.Location},
+	headers := amqp.Table{router.HeaderStatus: int32(r.Status), router.HeaderLocation: r.Location}
+	if r.Duplicate {
+		headers[router.HeaderDuplicate] = true
 	}
+	return amqp.Publishing{ContentType: r.ContentType, MessageId: g.newID(), Timestamp: g.now(), Body: r.Body, Headers: headers}
 }
 
 // diagnostics is the first issue's diagnostics of an error reply.

@@ -88,6 +88,19 @@ func TestAMQPPlacerAndAMQPFiller(t *testing.T) {
 	if !wait.For(10*time.Second, func() bool { return readTaskAs(t, taskURL, "placer-key").Status == "completed" }) {
 		t.Errorf("the Task did not complete: %+v", readTaskAs(t, taskURL, "placer-key"))
 	}
+	if accepted.Headers[router.HeaderDuplicate] != nil {
+		t.Errorf("the first answer is marked a duplicate: %v", accepted.Headers)
+	}
+	// The same message again: the original answer, marked, and nothing routed.
+	placer.Send(t, fixture(t, "r4/lab-order.json"), "conv-2")
+	again := placer.Await(t, "conv-2", 10*time.Second)
+	if gatewaytest.Status(again) != http.StatusAccepted || again.Headers[router.HeaderDuplicate] != true || again.Headers[router.HeaderLocation] != taskURL {
+		t.Errorf("the duplicate's answer: status %d, headers %v", gatewaytest.Status(again), again.Headers)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if filler.Received() != 1 {
+		t.Errorf("after the duplicate the filler received %d messages", filler.Received())
+	}
 }
 
 // An HTTP placer receives an AMQP filler's acknowledgement and progress on

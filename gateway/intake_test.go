@@ -111,12 +111,16 @@ func TestDuplicatesReplayTheOriginalAnswer(t *testing.T) {
 		second.Header.Get("Content-Location") != first.Header.Get("Content-Location") {
 		t.Fatalf("first %d %s\nsecond %d %s", first.Status, first.Body, second.Status, second.Body)
 	}
+	if first.Header.Get(gateway.HeaderDuplicate) != "" || second.Header.Get(gateway.HeaderDuplicate) != "true" {
+		t.Errorf("%s: first %q, second %q; want only the second marked", gateway.HeaderDuplicate,
+			first.Header.Get(gateway.HeaderDuplicate), second.Header.Get(gateway.HeaderDuplicate))
+	}
 	// R4 resend: same MessageHeader.id, new Bundle.id: the same message.
 	resend := bytes.Replace(body, []byte(`"id": "b4a1c2d3-0000-4000-8000-000000000001"`), []byte(`"id": "b4a1c2d3-0000-4000-8000-0000000000ff"`), 1)
 	if bytes.Equal(resend, body) {
 		t.Fatal("fixture edit failed")
 	}
-	if r := s.Post(t, resend, "async=true", ""); r.Status != first.Status || !bytes.Equal(r.Body, first.Body) {
+	if r := s.Post(t, resend, "async=true", ""); r.Status != first.Status || !bytes.Equal(r.Body, first.Body) || r.Header.Get(gateway.HeaderDuplicate) != "true" {
 		t.Errorf("resend with a new Bundle.id: %d %s", r.Status, r.Body)
 	}
 	time.Sleep(500 * time.Millisecond) // let a wrong second publish show up
@@ -126,7 +130,7 @@ func TestDuplicatesReplayTheOriginalAnswer(t *testing.T) {
 	// R4: the Bundle.id of the first message reused with a new MessageHeader.id.
 	reused := bytes.Replace(body, []byte(`"id": "4b0c2d1e-7f6a-4e3b-9c8d-1a2b3c4d5e01"`), []byte(`"id": "4b0c2d1e-7f6a-4e3b-9c8d-1a2b3c4d5eff"`), 1)
 	r := s.Post(t, reused, "async=true", "")
-	if r.Status != http.StatusBadRequest {
+	if r.Status != http.StatusBadRequest || r.Header.Get(gateway.HeaderDuplicate) != "" {
 		t.Fatalf("reused Bundle.id: %d %s", r.Status, r.Body)
 	}
 	golden(t, "bundle-id-reused.json", r.Body)

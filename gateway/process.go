@@ -99,7 +99,7 @@ func (g *Gateway) pipeline(ctx context.Context, in inbound) (reply, string) {
 	switch {
 	case errors.Is(err, ledger.ErrDuplicate):
 		g.log.Info("duplicate message; original answer replayed", zap.String("taskId", taskID), zap.String("identity", msg.Identity.Key()))
-		return g.storedReply(msg.Version, a, taskID), "duplicate"
+		return g.storedReply(msg.Version, a, taskID).duplicate(), "duplicate"
 	case err != nil:
 		return g.errorReply(asEdgeError(err)), "error"
 	}

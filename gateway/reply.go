@@ -24,6 +24,19 @@ type reply struct {
 	RetryAfter time.Duration
 	// Err is set for rejections: its cause, for logs and errors.Is.
 	Err *Error
+	// Duplicate marks the answer to a message the gateway had already
+	// taken: the original answer, replayed (HeaderDuplicate).
+	Duplicate bool
+}
+
+// HeaderDuplicate is the HTTP header that marks an answer replayed for a
+// duplicate message; AMQP answers carry router.HeaderDuplicate.
+const HeaderDuplicate = "Fhirgw-Duplicate"
+
+// duplicate is r marked as the answer replayed for a duplicate.
+func (r reply) duplicate() reply {
+	r.Duplicate = true
+	return r
 }
 
 // errorReply is the answer for an edge error.
@@ -56,6 +69,9 @@ func infoReply(v envelope.Version, location, diagnostics string) reply {
 func (r reply) write(c *gin.Context) {
 	if r.Location != "" {
 		c.Header("Content-Location", r.Location)
+	}
+	if r.Duplicate {
+		c.Header(HeaderDuplicate, "true")
 	}
 	if r.RetryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds(r.RetryAfter)))

@@ -34,7 +34,7 @@ func (g *Gateway) takeAnswer(ctx context.Context, from *partner, req *ledger.Mes
 	bundleID, err := g.record(ctx, req, msg)
 	switch {
 	case errors.Is(err, ledger.ErrDuplicate):
-		return infoReply(msg.Version, "", "this "+kind+" was already recorded for Task/"+req.TaskID)
+		return infoReply(msg.Version, "", "this "+kind+" was already recorded for Task/"+req.TaskID).duplicate()
 	case err != nil:
 		return g.failRecording(err)
 	}
@@ -54,13 +54,15 @@ func (g *Gateway) takeUnmatched(ctx context.Context, msg *envelope.Message) repl
 	quoted := msg.Header.Response.Identifier
 	g.log.Info("response matches no message in custody", zap.String("identity", msg.Identity.Key()), zap.String("quotes", quoted.String()))
 	r := &ledger.Response{BundleID: g.newID(), Identity: msg.Identity.Key(), Code: string(msg.Header.Response.Code), Body: msg.Raw}
-	if err := g.ledger.AddUnmatched(ctx, r); err != nil && !errors.Is(err, ledger.ErrDuplicate) {
+	err := g.ledger.AddUnmatched(ctx, r)
+	if err != nil && !errors.Is(err, ledger.ErrDuplicate) {
 		return g.failRecording(err)
 	}
 	rep := g.errorReply(edgeError(http.StatusUnprocessableEntity, ErrUnmatched, envelope.IssueNotFound,
 		"Bundle.entry[0].resource.response.identifier",
 		"the response quotes %s, which matches no message in the gateway's custody; it was recorded as Bundle/%s", quoted, r.BundleID))
 	rep.Location = g.base + "/Bundle/" + r.BundleID
+	rep.Duplicate = err != nil
 	return rep
 }
 

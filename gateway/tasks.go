@@ -15,6 +15,10 @@ import (
 // IdentitySystem is the Task.identifier system of message identities.
 const IdentitySystem = "https://fhirgw.example/fhir/sid/message-identity"
 
+// FillerSystem is the identifier system of fillers, the Task's
+// restriction.recipient: the configured filler ids a message was routed to.
+const FillerSystem = "https://fhirgw.example/fhir/sid/filler"
+
 // readTask is GET [base]/Task/{id}, with conditional reads.
 func (g *Gateway) readTask(c *gin.Context) {
 	ctx := c.Request.Context()
@@ -107,6 +111,12 @@ func renderTask(m *ledger.Message, responses []ledger.Response) []byte {
 	type meta struct {
 		LastUpdated string `json:"lastUpdated"`
 	}
+	type recipient struct {
+		Identifier identifier `json:"identifier"`
+	}
+	type restriction struct {
+		Recipient []recipient `json:"recipient"`
+	}
 	type task struct {
 		ResourceType   string                   `json:"resourceType"`
 		ID             string                   `json:"id"`
@@ -119,6 +129,7 @@ func renderTask(m *ledger.Message, responses []ledger.Response) []byte {
 		Focus          focus                    `json:"focus"`
 		AuthoredOn     string                   `json:"authoredOn"`
 		LastModified   string                   `json:"lastModified"`
+		Restriction    *restriction             `json:"restriction,omitempty"`
 		Output         []output                 `json:"output,omitempty"`
 	}
 	business := "queued for " + strings.Join(m.Fillers, ", ")
@@ -138,6 +149,12 @@ func renderTask(m *ledger.Message, responses []ledger.Response) []byte {
 		Focus:          focus{Identifier: identifier{System: IdentitySystem, Value: m.Identity}, Display: "the message " + m.Identity},
 		AuthoredOn:     instant(m.ReceivedAt),
 		LastModified:   instant(m.UpdatedAt),
+	}
+	if len(m.Fillers) > 0 {
+		t.Restriction = &restriction{}
+		for _, f := range m.Fillers {
+			t.Restriction.Recipient = append(t.Restriction.Recipient, recipient{Identifier: identifier{System: FillerSystem, Value: f}})
+		}
 	}
 	for _, r := range responses {
 		t.Output = append(t.Output, output{

@@ -19,6 +19,9 @@ const (
 	HeaderStatus = "fhirgw-status"
 	// HeaderLocation names the Task or Bundle an answer concerns.
 	HeaderLocation = "fhirgw-location"
+	// HeaderDuplicate is true on the answer replayed for a message the
+	// gateway had already taken (a duplicate).
+	HeaderDuplicate = "fhirgw-duplicate"
 	// HeaderParkReason says why an ingress message was parked.
 	HeaderParkReason = "fhirgw-park-reason"
 	// HeaderUserID keeps a parked message's user_id (the gateway cannot
