@@ -43,6 +43,7 @@ func commands() map[string]command {
 		"validate":     {"validate FHIR message Bundles offline", runValidate},
 		"serve":        {"run the gateway", runServe},
 		"partner-user": {"print the commands that create a partner's RabbitMQ user", runPartnerUser},
+		"replay":       {"replay message fixtures against a running gateway and check the answers", runReplay},
 	}
 }
 
@@ -95,6 +96,8 @@ Commands:
       run the gateway: HTTP $process-message intake, custody, routing through RabbitMQ
   partner-user --config FILE --partner ID [--password PASSWORD]
       print the rabbitmqctl commands that create a partner's RabbitMQ user and its permissions
+  replay --target URL [--manifest FILE] [--fresh-ids] [--concurrency N] [--rate R] [--junit FILE] [--json] [FILE|DIR...]
+      send message fixtures to a running gateway (HTTP or AMQP) and check the answers; exit 1 on any mismatch
   validate [--fhir-version 4.0|5.0|auto] [--format text|json] FILE|DIR...
       check FHIR message Bundles offline; exit 0 when all are valid, 1 when any is invalid
 
