@@ -106,6 +106,10 @@ func Start(t testing.TB, cfg gateway.Config, opts ...Option) *Stack {
 	topo := cfg.Topology()
 	s := &Stack{Base: cfg.HTTP.PublicURL, Config: cfg, Ledger: st.Ledger, Relay: st.Relay, Topology: topo, Gateway: st.Gateway}
 	t.Cleanup(func() {
+		// A connection the client dialed but never used (two requests raced
+		// for one idle connection) is a new connection to the server, and
+		// Shutdown waits 5s for it: close such connections first.
+		http.DefaultClient.CloseIdleConnections()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("the gateway stopped with: %v", err)
@@ -187,6 +191,9 @@ func (s *Stack) RunFiller(t testing.TB, cfg samplefiller.Config) *samplefiller.F
 	if cfg.GatewayURL == "" {
 		cfg.GatewayURL = s.Base
 	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: 30 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
 	f := samplefiller.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -196,7 +203,7 @@ func (s *Stack) RunFiller(t testing.TB, cfg samplefiller.Config) *samplefiller.F
 		}
 		close(done)
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); <-done; cfg.Client.CloseIdleConnections() })
 	return f
 }
 
