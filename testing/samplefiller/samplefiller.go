@@ -1,6 +1,11 @@
 // Package samplefiller is a filler for demos and tests: it consumes its
 // RabbitMQ queue (fhirgw.filler.<id>) and answers every message with a
 // response message POSTed to the gateway's $process-message, as a lab would.
+//
+// What it does with each message is a script of Steps (Config.Script,
+// Config.Steps): Respond with a response code, report Progress, Wait, or
+// Fail to process the message. Without a script it follows Config.Code,
+// Delay, Progress and Silent.
 package samplefiller
 
 import (
@@ -9,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +32,18 @@ type Config struct {
 	Queue   string
 	// GatewayURL is the gateway's FHIR base, e.g. http://127.0.0.1:8080/fhir.
 	GatewayURL string
+	// Script, when set, gives the steps the filler runs for each message it
+	// takes, in order (see Step). It is called once per delivery, on the
+	// filler's goroutine; a nil or empty script acknowledges the delivery
+	// and answers nothing.
+	Script func(req *envelope.Message) []Step
+	// Steps is the script of every message when Script is nil.
+	//
+	// With neither, the script is Wait(Delay) when Delay is set, then
+	// Respond(Code), then, when Progress is set and Code is ok,
+	// Progress("in-progress", "specimen received") and
+	// Progress("completed", "results final"); Silent makes it empty.
+	Steps []Step
 	// Code answers every message (default ok); Silent answers nothing.
 	Code   envelope.ResponseCode
 	Silent bool
@@ -48,6 +66,85 @@ type Config struct {
 	Client  *http.Client
 }
 
+// Step is one thing the filler does with a message: build steps with
+// Respond, Progress, Wait and Fail.
+//
+// Messages are handled one at a time, in queue order, each running its
+// whole script before the next starts. An answer (Respond, Progress) is
+// POSTed to the gateway's $process-message?async=true, or published to the
+// ingress (Config.Ingress). While the gateway is away (a connection error or
+// a 5xx), the same answer (same identity) is retried in place, backing off
+// from 200ms to 2s. An answer the gateway refuses (another 4xx) is logged
+// and counted (Filler.Refused), and ends the script. When the script ends
+// the delivery is acknowledged, except after Fail. When the filler stops in
+// the middle of a script, the delivery is requeued (and the whole script
+// runs again on redelivery).
+type Step struct {
+	kind     stepKind
+	code     envelope.ResponseCode
+	status   string
+	business string
+	delay    time.Duration
+}
+
+type stepKind uint8
+
+const (
+	respondStep stepKind = iota + 1
+	progressStep
+	waitStep
+	failStep
+)
+
+// Respond answers the message with a response message of this code
+// (response.identifier quoting the message's identity). A code other than
+// ok carries an OperationOutcome in response.details. The gateway moves the
+// Task as ack.Progress says: ok accepts it, fatal-error rejects it, and
+// transient-error leaves its status alone (businessStatus "response
+// transient-error"); a synchronous POST gets this response whatever its
+// code.
+func Respond(code envelope.ResponseCode) Step { return Step{kind: respondStep, code: code} }
+
+// Progress reports progress: a message whose event is the request's event
+// code plus "-progress" (no route takes it), carrying a Task with this FHIR
+// Task status (in-progress, completed, failed...) and businessStatus text,
+// whose focus and basedOn point at the request's first focus resource. The
+// gateway ties it to the request by that focus (over AMQP, by the
+// correlation_id), so the request needs a focus resource with an id. The
+// gateway's Task takes the status when it is a step forward, and the
+// businessStatus.
+func Progress(status, business string) Step {
+	return Step{kind: progressStep, status: status, business: business}
+}
+
+// Wait pauses the script for d, the delivery still unacknowledged.
+func Wait(d time.Duration) Step { return Step{kind: waitStep, delay: d} }
+
+// Fail makes the filler fail to process the message: it rejects the
+// delivery without requeue, so the broker dead-letters it to the filler's
+// dead queue (<prefix>.filler.<id>.dead, Topology.DeadQueue), and the
+// script ends there. The gateway is not told: its Task keeps the status it
+// had (requested, unless earlier steps answered) until the route's
+// ackDeadline passes, which fails the Task ("failed", businessStatus
+// "acknowledgement overdue: ...") and sends the placer a transient-error
+// response.
+func Fail() Step { return Step{kind: failStep} }
+
+// String describes the step, e.g. "respond fatal-error" or "wait 1s".
+func (s Step) String() string {
+	switch s.kind {
+	case respondStep:
+		return "respond " + string(s.code)
+	case progressStep:
+		return fmt.Sprintf("progress %s (%s)", s.status, s.business)
+	case waitStep:
+		return "wait " + s.delay.String()
+	case failStep:
+		return "fail"
+	}
+	return "no step"
+}
+
 // Filler answers the messages of one queue.
 type Filler struct {
 	cfg       Config
@@ -56,6 +153,9 @@ type Filler struct {
 	responder envelope.Responder
 	received  atomic.Int64
 	answered  atomic.Int64
+	refused   atomic.Int64
+	mu        sync.Mutex
+	messages  []string
 }
 
 // New returns a Filler; Run starts it.
@@ -82,11 +182,25 @@ func New(cfg Config) *Filler {
 	}
 }
 
-// Received is how many messages the filler has taken from its queue.
+// Received is how many messages the filler has taken from its queue,
+// redeliveries included.
 func (f *Filler) Received() int { return int(f.received.Load()) }
 
-// Answered is how many responses the gateway accepted.
+// Answered is how many responses (Respond steps) the gateway accepted;
+// progress messages are not counted.
 func (f *Filler) Answered() int { return int(f.answered.Load()) }
+
+// Refused is how many answers (responses and progress) the gateway refused
+// with a 4xx.
+func (f *Filler) Refused() int { return int(f.refused.Load()) }
+
+// Messages returns the message_id (the gateway's message identity) of each
+// delivery the filler has taken, in order, redeliveries included.
+func (f *Filler) Messages() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.messages...)
+}
 
 // Run consumes until ctx ends.
 func (f *Filler) Run(ctx context.Context) error {
@@ -120,15 +234,37 @@ func (f *Filler) Run(ctx context.Context) error {
 				return fmt.Errorf("samplefiller: %s: the broker closed the consumer", f.cfg.Queue)
 			}
 			f.received.Add(1)
+			f.mu.Lock()
+			f.messages = append(f.messages, d.MessageId)
+			f.mu.Unlock()
 			f.handle(ctx, d)
 		}
 	}
 }
 
-// handle answers one delivery and settles it: ack once answered (or when the
-// gateway refuses the answer for good), requeue when the gateway is away.
+// script is the steps for req: Config.Script, Config.Steps, or the ones the
+// plain fields describe.
+func (f *Filler) script(req *envelope.Message) []Step {
+	switch {
+	case f.cfg.Script != nil:
+		return f.cfg.Script(req)
+	case f.cfg.Steps != nil:
+		return f.cfg.Steps
+	}
+	var steps []Step
+	if f.cfg.Delay > 0 {
+		steps = append(steps, Wait(f.cfg.Delay))
+	}
+	steps = append(steps, Respond(f.cfg.Code))
+	if f.cfg.Progress && f.cfg.Code == envelope.ResponseOK {
+		steps = append(steps, Progress("in-progress", "specimen received"), Progress("completed", "results final"))
+	}
+	return steps
+}
+
+// handle runs the message's script and settles the delivery (see Step).
 func (f *Filler) handle(ctx context.Context, d amqp.Delivery) {
-	if f.cfg.Silent {
+	if f.cfg.Silent && f.cfg.Script == nil && f.cfg.Steps == nil {
 		_ = d.Ack(false)
 		return
 	}
@@ -139,44 +275,82 @@ func (f *Filler) handle(ctx context.Context, d amqp.Delivery) {
 		_ = d.Reject(false)
 		return
 	}
-	if f.cfg.Delay > 0 {
-		select {
-		case <-time.After(f.cfg.Delay):
-		case <-ctx.Done():
+	for _, step := range f.script(req) {
+		var body []byte
+		switch step.kind {
+		case waitStep:
+			select {
+			case <-time.After(step.delay):
+			case <-ctx.Done():
+				_ = d.Nack(false, true)
+				return
+			}
+			continue
+		case failStep:
+			f.cfg.Log.Info("failing the message as scripted; dead-lettered", zap.String("messageId", d.MessageId))
+			_ = d.Reject(false)
+			return
+		case respondStep:
+			var details *envelope.OperationOutcome
+			if step.code != envelope.ResponseOK {
+				oo := envelope.NewOutcome(envelope.Issue{Severity: envelope.SeverityError, Code: envelope.IssueInvalid, Diagnostics: "the sample filler rejects this message as configured"})
+				details = &oo
+			}
+			if body, err = f.responder.Response(req, step.code, details); err != nil {
+				f.cfg.Log.Warn("cannot answer", zap.String("messageId", d.MessageId), zap.Error(err))
+				_ = d.Reject(false)
+				return
+			}
+		case progressStep:
+			body = f.progressMessage(req, step.status, step.business)
+		default:
+			continue
+		}
+		switch f.deliver(ctx, d, body, req.Version, step) {
+		case refused:
+			f.refused.Add(1)
+			_ = d.Ack(false)
+			return
+		case interrupted:
 			_ = d.Nack(false, true)
 			return
 		}
-	}
-	var details *envelope.OperationOutcome
-	if f.cfg.Code != envelope.ResponseOK {
-		oo := envelope.NewOutcome(envelope.Issue{Severity: envelope.SeverityError, Code: envelope.IssueInvalid, Diagnostics: "the sample filler rejects this message as configured"})
-		details = &oo
-	}
-	resp, err := f.responder.Response(req, f.cfg.Code, details)
-	if err != nil {
-		f.cfg.Log.Warn("cannot answer", zap.String("messageId", d.MessageId), zap.Error(err))
-		_ = d.Reject(false)
-		return
-	}
-	status, err := f.send(ctx, d, resp, req.Version)
-	switch {
-	case err == nil && status < 300:
-		f.answered.Add(1)
-		if f.cfg.Progress && f.cfg.Code == envelope.ResponseOK {
-			for _, step := range []struct{ status, business string }{{"in-progress", "specimen received"}, {"completed", "results final"}} {
-				if _, err := f.send(ctx, d, progressMessage(req, step.status, step.business), req.Version); err != nil {
-					f.cfg.Log.Warn("reporting progress failed", zap.String("messageId", d.MessageId), zap.Error(err))
-				}
-			}
+		if step.kind == respondStep {
+			f.answered.Add(1)
 		}
-		_ = d.Ack(false)
-	case err == nil && status < 500:
-		f.cfg.Log.Warn("the gateway refused the response", zap.String("messageId", d.MessageId), zap.Int("status", status))
-		_ = d.Ack(false)
-	default:
-		f.cfg.Log.Warn("the gateway is away; message requeued", zap.String("messageId", d.MessageId), zap.Int("status", status), zap.Error(err))
-		time.Sleep(200 * time.Millisecond)
-		_ = d.Nack(false, true)
+	}
+	_ = d.Ack(false)
+}
+
+type outcome uint8
+
+const (
+	accepted outcome = iota
+	refused
+	interrupted
+)
+
+// deliver sends one answer until the gateway takes it (accepted) or refuses
+// it (refused), or ctx ends (interrupted).
+func (f *Filler) deliver(ctx context.Context, d amqp.Delivery, body []byte, v envelope.Version, step Step) outcome {
+	backoff := 200 * time.Millisecond
+	for {
+		status, err := f.send(ctx, d, body, v)
+		switch {
+		case err == nil && status < 300:
+			return accepted
+		case err == nil && status < 500:
+			f.cfg.Log.Warn("the gateway refused the answer", zap.String("messageId", d.MessageId), zap.Stringer("step", step), zap.Int("status", status))
+			return refused
+		}
+		f.cfg.Log.Warn("the gateway is away; retrying the answer", zap.String("messageId", d.MessageId), zap.Stringer("step", step),
+			zap.Int("status", status), zap.Error(err))
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return interrupted
+		}
+		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 
@@ -216,7 +390,7 @@ func (f *Filler) post(ctx context.Context, body []byte, v envelope.Version) (int
 
 // progressMessage is a message carrying a Task of the given status whose
 // focus and basedOn point at the request's first focus resource.
-func progressMessage(req *envelope.Message, status, business string) []byte {
+func (f *Filler) progressMessage(req *envelope.Message, status, business string) []byte {
 	focus := ""
 	if len(req.Header.Focus) > 0 {
 		if e, ok := req.Resolve(req.Header.Focus[0]); ok && e.ID != "" {
@@ -224,17 +398,17 @@ func progressMessage(req *envelope.Message, status, business string) []byte {
 		}
 	}
 	id, task := uuid.NewString(), uuid.NewString()
-	source, identifier := `"endpoint":"http://sample-filler.invalid/fhir"`, ""
+	source, identifier := fmt.Sprintf(`"endpoint":%q`, f.cfg.Endpoint), ""
 	if req.Version == envelope.R5 {
-		source = `"endpointUrl":"http://sample-filler.invalid/fhir"`
+		source = fmt.Sprintf(`"endpointUrl":%q`, f.cfg.Endpoint)
 		identifier = fmt.Sprintf(`"identifier":{"system":"urn:ietf:rfc:3986","value":"urn:uuid:%s"},`, id)
 	}
 	ev := req.Header.Event
 	return []byte(fmt.Sprintf(`{"resourceType":"Bundle","id":%q,%s"type":"message","timestamp":%q,"entry":[
 {"fullUrl":"urn:uuid:%s","resource":{"resourceType":"MessageHeader","id":%q,
- "eventCoding":{"system":%q,"code":%q},"source":{"name":"sample filler",%s},"focus":[{"reference":"urn:uuid:%s"}]}},
+ "eventCoding":{"system":%q,"code":%q},"source":{"name":%q,%s},"focus":[{"reference":"urn:uuid:%s"}]}},
 {"fullUrl":"urn:uuid:%s","resource":{"resourceType":"Task","id":%q,"status":%q,"intent":"order",
  "businessStatus":{"text":%q},"basedOn":[{"reference":%q}],"focus":{"reference":%q}}}]}`,
-		id, identifier, time.Now().UTC().Format(time.RFC3339), id, id, ev.System, ev.Code+"-progress", source, task,
+		id, identifier, time.Now().UTC().Format(time.RFC3339), id, id, ev.System, ev.Code+"-progress", f.cfg.Name, source, task,
 		task, task, status, business, focus, focus))
 }
