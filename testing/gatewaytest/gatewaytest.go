@@ -69,6 +69,9 @@ type Stack struct {
 	Relay    *router.Relay
 	Topology router.Topology
 	Gateway  *gateway.Gateway
+	// APIKey, when set, is sent as X-API-Key by PostMessage, ReadTask and
+	// AwaitTask, for a configuration with authentication on.
+	APIKey string
 }
 
 // Start runs a gateway with cfg until the test ends. An empty cfg.AMQP.URL
@@ -181,6 +184,16 @@ func (s *Stack) StartFiller(t testing.TB, filler string, code envelope.ResponseC
 	return s.RunFiller(t, samplefiller.Config{Queue: s.Topology.FillerQueue(filler), Code: code})
 }
 
+// StartScriptedFiller runs a sample filler on a filler's queue that runs
+// steps for every message (see samplefiller.Step), until the test ends.
+func (s *Stack) StartScriptedFiller(t testing.TB, filler string, steps ...samplefiller.Step) *samplefiller.Filler {
+	t.Helper()
+	if steps == nil {
+		steps = []samplefiller.Step{}
+	}
+	return s.RunFiller(t, samplefiller.Config{Queue: s.Topology.FillerQueue(filler), Steps: steps})
+}
+
 // RunFiller runs a sample filler configured by cfg until the test ends;
 // AMQPURL and GatewayURL default to the stack's.
 func (s *Stack) RunFiller(t testing.TB, cfg samplefiller.Config) *samplefiller.Filler {
@@ -211,6 +224,19 @@ func (s *Stack) RunFiller(t testing.TB, cfg samplefiller.Config) *samplefiller.F
 // at least want of them.
 func (s *Stack) Drain(t testing.TB, filler string, want int, wait time.Duration) []amqp.Delivery {
 	t.Helper()
+	return drain(t, s.Topology.FillerQueue(filler), want, wait)
+}
+
+// DrainDead takes every message now in a filler's dead queue (what the
+// filler rejected, e.g. with samplefiller.Fail), waiting up to wait for at
+// least want of them.
+func (s *Stack) DrainDead(t testing.TB, filler string, want int, wait time.Duration) []amqp.Delivery {
+	t.Helper()
+	return drain(t, s.Topology.DeadQueue(filler), want, wait)
+}
+
+func drain(t testing.TB, queue string, want int, wait time.Duration) []amqp.Delivery {
+	t.Helper()
 	ch, err := brokertest.Dial(t).Channel()
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +244,7 @@ func (s *Stack) Drain(t testing.TB, filler string, want int, wait time.Duration)
 	var out []amqp.Delivery
 	deadline := time.Now().Add(wait)
 	for {
-		d, ok, err := ch.Get(s.Topology.FillerQueue(filler), true)
+		d, ok, err := ch.Get(queue, true)
 		if err != nil {
 			t.Fatal(err)
 		}
