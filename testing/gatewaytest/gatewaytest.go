@@ -1,6 +1,7 @@
 // Package gatewaytest runs a whole gateway in-process for integration tests:
 // a real ledger file, a real broker (testing/brokertest), the relay and the
 // HTTP API on a loopback port, with its own RabbitMQ names per test.
+// example_test.go is the model integration test to copy.
 package gatewaytest
 
 import (
