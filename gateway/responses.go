@@ -32,13 +32,13 @@ func (g *Gateway) takeAnswer(ctx context.Context, from *partner, req *ledger.Mes
 		return g.errorReply(forbidden("partner %s is not a filler of Task/%s", from.ID, req.TaskID))
 	}
 	bundleID, err := g.record(ctx, req, msg)
-	switch {
-	case errors.Is(err, ledger.ErrDuplicate):
-		return infoReply(msg.Version, "", "this "+kind+" was already recorded for Task/"+req.TaskID).duplicate()
-	case err != nil:
+	if err != nil && !errors.Is(err, ledger.ErrDuplicate) {
 		return g.failRecording(err)
 	}
-	return infoReply(msg.Version, g.base+"/Bundle/"+bundleID, kind+" recorded for Task/"+req.TaskID)
+	// Sent again, it gets the same answer, marked as a duplicate's.
+	r := infoReply(msg.Version, g.base+"/Bundle/"+bundleID, kind+" recorded for Task/"+req.TaskID)
+	r.Duplicate = err != nil
+	return r
 }
 
 // failRecording answers 503 when the ledger could not record an answer.
@@ -102,7 +102,7 @@ func (g *Gateway) record(ctx context.Context, req *ledger.Message, msg *envelope
 	}
 	r := &ledger.Response{BundleID: g.newID(), Identity: msg.Identity.Key(), TaskID: req.TaskID, Code: code, Body: msg.Raw}
 	if err := g.ledger.AddResponse(ctx, r, status, business); err != nil {
-		return "", err
+		return r.BundleID, err // on ErrDuplicate, the Bundle recorded before
 	}
 	g.log.Info("answer recorded", zap.String("taskId", req.TaskID), zap.String("code", code), zap.String("status", status), zap.String("bundleId", r.BundleID))
 	if msg.IsResponse() {

@@ -11,13 +11,15 @@ import (
 // the task to status and business (each unchanged when empty). When the task has a
 // ResponseURL, the response is also queued for pushing there, after the
 // task's earlier ones. A response whose identity is already recorded
-// returns ErrDuplicate and changes nothing.
+// returns ErrDuplicate, with r.BundleID set to the recorded one, and
+// changes nothing.
 func (l *SQLite) AddResponse(ctx context.Context, r *Response, status, business string) error {
 	r.ReceivedAt = l.now()
 	return l.do(ctx, func(tx *wtx) error {
 		var seen string
 		err := tx.queryRow(`SELECT bundle_id FROM responses WHERE identity = $1`, r.Identity).Scan(&seen)
 		if err == nil {
+			r.BundleID = seen
 			return fmt.Errorf("%w: response already recorded as Bundle/%s", ErrDuplicate, seen)
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
