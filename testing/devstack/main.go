@@ -104,6 +104,11 @@ Or as an AMQP partner: publish to the ingress exchange and read the answers
   go run ./testing/amqpsend --url '%[3]s' --exchange %[4]s \
     testing/fixtures/r4/lab-order.json
 
+Or replay every project fixture and check what each gets (over HTTP, or
+with --target '%[3]s' over AMQP):
+
+  bin/fhirgw replay --target '%[1]s' --manifest testing/fixtures/manifest.yaml --fresh-ids
+
 Press Ctrl-C to stop.
 `, base, config, broker.URL(), cfg.AMQP.Prefix+".ingress")
 	select {
