@@ -93,6 +93,14 @@ func TestUsageErrors(t *testing.T) {
 		{"bad flag", []string{"validate", "--colour", fixtures}, exitUsage, "flag provided but not defined"},
 		{"help", []string{"help"}, exitOK, ""},
 		{"validate help", []string{"validate", "-h"}, exitOK, "Usage: fhirgw validate"},
+		{"replay without target", []string{"replay", fixtures + "/r4"}, exitUsage, "--target URL"},
+		{"replay without files", []string{"replay", "--target", "http://127.0.0.1:1/fhir"}, exitUsage, "name the files or directories"},
+		{"replay bad concurrency", []string{"replay", "--target", "http://127.0.0.1:1/fhir", "--concurrency", "0", fixtures + "/r4"}, exitUsage, "--concurrency"},
+		{"replay bad manifest", []string{"replay", "--target", "http://127.0.0.1:1/fhir", "--manifest", fixtures + "/r4/lab-order.json"}, exitUsage, "manifest"},
+		{"replay root without manifest", []string{"replay", "--target", "http://127.0.0.1:1/fhir", "--root", fixtures, fixtures + "/r4"}, exitUsage, "--root needs a --manifest"},
+		{"replay bad target", []string{"replay", "--target", "ftp://x", fixtures + "/r4"}, exitCheckFailed, "use an http(s):// FHIR base"},
+		{"replay unreachable", []string{"replay", "--target", "http://127.0.0.1:1/fhir", fixtures + "/r4/lab-order.json"}, exitCheckFailed, ""},
+		{"replay help", []string{"replay", "-h"}, exitOK, "Usage: fhirgw replay"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
