@@ -49,6 +49,17 @@ func projectPlan(t *testing.T) replay.Plan {
 	return plan
 }
 
+// newTarget connects to a target, closed when the test ends.
+func newTarget(t *testing.T, url string, opts replay.TargetOptions) replay.Target {
+	t.Helper()
+	target, err := replay.NewTarget(context.Background(), url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = target.Close() })
+	return target
+}
+
 func run(t *testing.T, target replay.Target, plan replay.Plan, fresh *replay.Freshener, concurrency int) []replay.Result {
 	t.Helper()
 	rn := &replay.Runner{Target: target, Concurrency: concurrency, Fresh: fresh, Timeout: 30 * time.Second}
@@ -73,16 +84,8 @@ func requirePass(t *testing.T, results []replay.Result) {
 func TestProjectManifestPasses(t *testing.T) {
 	s, lab := demoStack(t)
 	plan := projectPlan(t)
-	http, err := replay.NewTarget(context.Background(), s.Base, replay.TargetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer http.Close()
-	amqp, err := replay.NewTarget(context.Background(), s.Config.AMQP.URL, replay.TargetOptions{Exchange: s.Topology.IngressExchange()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer amqp.Close()
+	http := newTarget(t, s.Base, replay.TargetOptions{})
+	amqp := newTarget(t, s.Config.AMQP.URL, replay.TargetOptions{Exchange: s.Topology.IngressExchange()})
 	runs := 0
 	for _, tc := range []struct {
 		name        string
@@ -106,11 +109,7 @@ func TestProjectManifestPasses(t *testing.T) {
 func TestASecondReplayIsAllDuplicates(t *testing.T) {
 	s, lab := demoStack(t)
 	plan := projectPlan(t)
-	target, err := replay.NewTarget(context.Background(), s.Base, replay.TargetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
+	target := newTarget(t, s.Base, replay.TargetOptions{})
 	first := run(t, target, plan, nil, 1)
 	requirePass(t, first)
 	if !wait.For(10*time.Second, func() bool { return lab.Received() == 3 }) {
@@ -149,11 +148,7 @@ func TestPublicFixturesManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target, err := replay.NewTarget(context.Background(), s.Base, replay.TargetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
+	target := newTarget(t, s.Base, replay.TargetOptions{})
 	first := run(t, target, plan, nil, 1)
 	requirePass(t, first)
 	second := run(t, target, plan, nil, 1)
