@@ -29,6 +29,22 @@ const (
 	HeaderUserID = "fhirgw-user-id"
 )
 
+// StatusOf is an answer's HTTP-equivalent status (HeaderStatus), 0 when
+// it has none.
+func StatusOf(headers amqp.Table) int {
+	switch v := headers[HeaderStatus].(type) {
+	case int32:
+		return int(v)
+	case int64:
+		return int(v)
+	case int16:
+		return int(v)
+	case int:
+		return v
+	}
+	return 0
+}
+
 // Inbound is a message published to the ingress exchange.
 type Inbound struct {
 	Body        []byte

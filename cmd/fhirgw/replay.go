@@ -128,7 +128,11 @@ func makePlan(manifestPath, root string, paths []string) (replay.Plan, error) {
 		if root != "" {
 			return nil, errors.New("--root needs a --manifest")
 		}
-		return replay.PlanFiles(paths)
+		files, err := messageFiles(paths)
+		if err != nil {
+			return nil, err
+		}
+		return replay.PlanFiles(files), nil
 	}
 	m, err := replay.LoadManifest(manifestPath)
 	if err != nil {

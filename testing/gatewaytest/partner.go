@@ -92,14 +92,4 @@ func (p *Partner) Await(t testing.TB, correlationID string, wait time.Duration) 
 }
 
 // Status is an answer's HTTP-equivalent status (header fhirgw-status).
-func Status(d amqp.Delivery) int {
-	switch v := d.Headers[router.HeaderStatus].(type) {
-	case int32:
-		return int(v)
-	case int64:
-		return int(v)
-	case int:
-		return v
-	}
-	return 0
-}
+func Status(d amqp.Delivery) int { return router.StatusOf(d.Headers) }

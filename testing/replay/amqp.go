@@ -83,7 +83,7 @@ func (t *amqpTarget) dispatch(replies <-chan amqp.Delivery) {
 		location, _ := d.Headers[router.HeaderLocation].(string)
 		dup, _ := d.Headers[router.HeaderDuplicate].(bool)
 		select {
-		case ch <- Answer{Status: headerInt(d.Headers[router.HeaderStatus]), Body: d.Body, Location: location, Duplicate: dup}:
+		case ch <- Answer{Status: router.StatusOf(d.Headers), Body: d.Body, Location: location, Duplicate: dup}:
 		default: // nobody reads this many answers
 		}
 	}
@@ -117,17 +117,3 @@ func (t *amqpTarget) Send(ctx context.Context, m Outgoing) (Exchange, error) {
 
 // Close closes the connection.
 func (t *amqpTarget) Close() error { return t.conn.Close() }
-
-func headerInt(v any) int {
-	switch n := v.(type) {
-	case int32:
-		return int(n)
-	case int64:
-		return int(n)
-	case int:
-		return n
-	case int16:
-		return int(n)
-	}
-	return 0
-}

@@ -50,6 +50,12 @@ func (f *Freshener) Freshen(body []byte) []byte {
 	if err != nil {
 		return body
 	}
+	return f.freshen(msg)
+}
+
+// freshen is Freshen of a message already parsed.
+func (f *Freshener) freshen(msg *envelope.Message) []byte {
+	body := msg.Raw
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r := rewrite{ids: map[string]string{}, refs: map[string]string{}}

@@ -2,8 +2,6 @@ package replay
 
 import (
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,37 +29,14 @@ type Item struct {
 	Expect Expect
 }
 
-// PlanFiles is the plan for files and directories given without a
-// manifest: every .json file, in the order given, a directory's files in
-// lexical order, with no expectations.
-func PlanFiles(paths []string) (Plan, error) {
-	var plan Plan
-	for _, p := range paths {
-		info, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if !info.IsDir() {
-			plan = append(plan, Item{Name: p, File: p, Within: DefaultWithin})
-			continue
-		}
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if !d.IsDir() && strings.EqualFold(filepath.Ext(path), ".json") {
-				plan = append(plan, Item{Name: path, File: path, Within: DefaultWithin})
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
+// PlanFiles is the plan for files given without a manifest: each sent in
+// the order given, with no expectations.
+func PlanFiles(files []string) Plan {
+	plan := make(Plan, len(files))
+	for i, f := range files {
+		plan[i] = Item{Name: f, File: f, Within: DefaultWithin}
 	}
-	if len(plan) == 0 {
-		return nil, fmt.Errorf("no .json files in %s", strings.Join(paths, ", "))
-	}
-	return plan, nil
+	return plan
 }
 
 // under keeps the items whose files lie under one of paths, and the items

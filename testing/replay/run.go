@@ -68,8 +68,9 @@ func (r Result) Passed() bool { return r.Error == "" && len(r.Differences) == 0 
 // Run sends the plan and returns one result per item, in plan order. It
 // stops sending when ctx ends; unsent items get an error result.
 func (rn *Runner) Run(ctx context.Context, plan Plan) []Result {
-	bodies := make([][]byte, len(plan))
+	out := make([]Outgoing, len(plan))
 	results := make([]Result, len(plan))
+	parser := envelope.NewParser(envelope.Options{})
 	for i, it := range plan { // freshened in plan order: ids map the same on every run
 		results[i] = Result{Name: it.Name, File: it.File, Expect: it.Expect}
 		b, err := os.ReadFile(it.File)
@@ -77,11 +78,17 @@ func (rn *Runner) Run(ctx context.Context, plan Plan) []Result {
 			results[i].Error = err.Error()
 			continue
 		}
-		if rn.Fresh != nil {
-			b = rn.Fresh.Freshen(b)
+		out[i] = Outgoing{Body: b, FHIRVersion: it.FHIRVersion, Async: it.Async}
+		// A valid message says its version, and may get fresh ids; anything
+		// else goes as it is, with the gateway's default version.
+		if msg, err := parser.Parse(b, envelope.VersionAuto); err == nil {
+			out[i].FHIRVersion = firstSet(it.FHIRVersion, msg.Version.String())
+			if rn.Fresh != nil {
+				out[i].Body = rn.Fresh.freshen(msg)
+			}
 		}
-		bodies[i] = b
 	}
+	tasks := newClient(TargetOptions{APIKey: rn.APIKey, Timeout: rn.Timeout})
 	done := make([]chan struct{}, len(plan))
 	for i := range done {
 		done[i] = make(chan struct{})
@@ -91,7 +98,7 @@ func (rn *Runner) Run(ctx context.Context, plan Plan) []Result {
 	for range max(rn.Concurrency, 1) {
 		wg.Go(func() {
 			for i := range work {
-				rn.one(ctx, plan, i, bodies[i], &results[i], done)
+				rn.one(ctx, tasks, plan[i], out[i], &results[i], done[i], done)
 			}
 		})
 	}
@@ -108,11 +115,6 @@ func (rn *Runner) Run(ctx context.Context, plan Plan) []Result {
 			case <-ctx.Done():
 			}
 		}
-		if ctx.Err() != nil {
-			results[i].Error = "not sent: " + ctx.Err().Error()
-			close(done[i])
-			continue
-		}
 		work <- i
 	}
 	close(work)
@@ -120,16 +122,15 @@ func (rn *Runner) Run(ctx context.Context, plan Plan) []Result {
 	return results
 }
 
-// one sends item i once what it waits for has finished, follows it up and
-// checks it.
-func (rn *Runner) one(ctx context.Context, plan Plan, i int, body []byte, r *Result, done []chan struct{}) {
-	defer close(done[i])
+// one sends a message once what it waits for has finished (done holds
+// every item's completion), follows it up, checks it, and closes finished.
+func (rn *Runner) one(ctx context.Context, tasks *client, it Item, m Outgoing, r *Result, finished chan struct{}, done []chan struct{}) {
+	defer close(finished)
 	defer func() {
 		if rn.Done != nil {
 			rn.Done(*r)
 		}
 	}()
-	it := plan[i]
 	for _, j := range it.After {
 		select {
 		case <-done[j]:
@@ -143,12 +144,8 @@ func (rn *Runner) one(ctx context.Context, plan Plan, i int, body []byte, r *Res
 		r.Error = "not sent: " + ctx.Err().Error()
 		return
 	}
-	version := it.FHIRVersion
-	if version == "" {
-		version = detectVersion(body)
-	}
 	start := time.Now()
-	x, err := rn.Target.Send(ctx, Outgoing{Body: body, FHIRVersion: version, Async: it.Async})
+	x, err := rn.Target.Send(ctx, m)
 	r.Elapsed = time.Since(start)
 	if err != nil {
 		r.Error = err.Error()
@@ -159,7 +156,7 @@ func (rn *Runner) one(ctx context.Context, plan Plan, i int, body []byte, r *Res
 	r.Issues, r.Diagnostics = issueCodes(a.Body)
 	r.Response = responseCode(a.Body)
 	if it.Expect.follows() {
-		rn.follow(ctx, it, x, r)
+		follow(ctx, tasks, rn.Poll, it, x, r)
 	}
 	r.Settled = time.Since(start)
 	r.Differences = differences(it.Expect, *r, it.Within)
@@ -167,14 +164,13 @@ func (rn *Runner) one(ctx context.Context, plan Plan, i int, body []byte, r *Res
 
 // follow waits, up to the item's time limit, for what the answer leads to:
 // answers on the reply queue, and the Task's status and fillers.
-func (rn *Runner) follow(ctx context.Context, it Item, x Exchange, r *Result) {
+func follow(ctx context.Context, c *client, every time.Duration, it Item, x Exchange, r *Result) {
 	if !isTask(r.Location) {
 		return // a rejection, or an answer about a Bundle: nothing follows
 	}
-	c := newClient(TargetOptions{APIKey: rn.APIKey, Timeout: rn.Timeout})
 	deadline := time.NewTimer(it.Within)
 	defer deadline.Stop()
-	poll := time.NewTicker(firstSet(rn.Poll, 100*time.Millisecond))
+	poll := time.NewTicker(firstSet(every, 100*time.Millisecond))
 	defer poll.Stop()
 	for {
 		t, err := c.readTask(ctx, r.Location)
@@ -255,14 +251,4 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
-}
-
-// detectVersion is a valid message's FHIR version, or "" to let the
-// gateway decide.
-func detectVersion(body []byte) string {
-	msg, err := envelope.NewParser(envelope.Options{}).Parse(body, envelope.VersionAuto)
-	if err != nil {
-		return ""
-	}
-	return msg.Version.String()
 }

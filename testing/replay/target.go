@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/fhirgw/fhirgw/envelope"
 )
 
 // Target is a gateway that takes messages: its HTTP $process-message or
@@ -89,18 +91,12 @@ type TargetOptions struct {
 // issueCodes lists an OperationOutcome body's issue codes and its first
 // diagnostics; nothing when body is no OperationOutcome.
 func issueCodes(body []byte) (codes []string, diagnostics string) {
-	var oo struct {
-		ResourceType string `json:"resourceType"`
-		Issue        []struct {
-			Code        string `json:"code"`
-			Diagnostics string `json:"diagnostics"`
-		} `json:"issue"`
-	}
+	var oo envelope.OperationOutcome
 	if json.Unmarshal(body, &oo) != nil || oo.ResourceType != "OperationOutcome" {
 		return nil, ""
 	}
 	for i, is := range oo.Issue {
-		codes = append(codes, is.Code)
+		codes = append(codes, string(is.Code))
 		if i == 0 {
 			diagnostics = is.Diagnostics
 		}
