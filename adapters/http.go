@@ -75,9 +75,7 @@ func (h *HTTP) Deliver(ctx context.Context, m Message) (Result, error) {
 			res.Responses = [][]byte{body}
 		}
 		return res, nil
-	case s == http.StatusRequestTimeout || s == http.StatusTooManyRequests:
-		return res, withRetryAfter(fmt.Errorf("filler %s answered %d", m.Filler, s), retryAfter(resp.Header, time.Now()))
-	case s >= 400 && s < 500:
+	case s >= 400 && s < 500 && s != http.StatusRequestTimeout && s != http.StatusTooManyRequests:
 		return res, fmt.Errorf("%w: filler %s answered %d", ErrPermanent, m.Filler, s)
 	default:
 		return res, withRetryAfter(fmt.Errorf("filler %s answered %d", m.Filler, s), retryAfter(resp.Header, time.Now()))

@@ -8,22 +8,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fhirgw/fhirgw/router"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/zap"
 )
 
-// Headers the gateway puts on routed messages, and the ones a worker adds
-// when it parks a message.
-const (
-	headerEvent       = "fhirgw-event"
-	headerFHIRVersion = "fhirgw-fhir-version"
-	headerTaskID      = "fhirgw-task-id"
-	headerFiller      = "fhirgw-filler"
-	// HeaderParkReason says why a message was parked.
-	HeaderParkReason = "fhirgw-park-reason"
-	// HeaderAttempts is how many deliveries were tried before parking.
-	HeaderAttempts = "fhirgw-attempts"
-)
+// HeaderAttempts is how many deliveries a worker tried before parking a
+// message (beside router.HeaderParkReason).
+const HeaderAttempts = "fhirgw-attempts"
 
 // RetryPolicy bounds a worker's retries of one message.
 type RetryPolicy struct {
@@ -116,6 +108,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
+	cfg.Log = cfg.Log.With(zap.String("filler", cfg.Filler))
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -124,27 +117,12 @@ func NewWorker(cfg WorkerConfig) *Worker {
 
 // Run delivers until ctx ends, reconnecting with backoff.
 func (w *Worker) Run(ctx context.Context) error {
-	wait := 100 * time.Millisecond
-	for {
-		err := w.session(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		w.cfg.Log.Warn("filler worker session ended; reconnecting", zap.String("filler", w.cfg.Filler), zap.Error(err))
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return nil
-		}
-		wait = min(2*wait, 10*time.Second)
-	}
+	router.KeepConnected(ctx, w.cfg.Log, w.session)
+	return nil
 }
 
 func (w *Worker) session(ctx context.Context) error {
-	conn, err := amqp.DialConfig(w.cfg.AMQPURL, amqp.Config{
-		Heartbeat: 10 * time.Second, Dial: amqp.DefaultDial(10 * time.Second),
-		Properties: amqp.Table{"connection_name": "fhirgw filler " + w.cfg.Filler},
-	})
+	conn, err := router.Dial(w.cfg.AMQPURL, "fhirgw filler "+w.cfg.Filler)
 	if err != nil {
 		return fmt.Errorf("dial: %w", err)
 	}
@@ -197,10 +175,10 @@ func (w *Worker) session(ctx context.Context) error {
 // handle delivers one message and settles it.
 func (w *Worker) handle(ctx context.Context, ch *amqp.Channel, d amqp.Delivery) error {
 	m := Message{
-		TaskID: header(d, headerTaskID), Filler: w.cfg.Filler, Identity: d.MessageId,
-		Event: header(d, headerEvent), FHIRVersion: header(d, headerFHIRVersion), Body: d.Body,
+		TaskID: header(d, router.HeaderTaskID), Filler: w.cfg.Filler, Identity: d.MessageId,
+		Event: header(d, router.HeaderEvent), FHIRVersion: header(d, router.HeaderFHIRVersion), Body: d.Body,
 	}
-	log := w.cfg.Log.With(zap.String("taskId", m.TaskID), zap.String("filler", m.Filler))
+	log := w.cfg.Log.With(zap.String("taskId", m.TaskID))
 	if ok, err := w.cfg.Sink.Deliverable(ctx, m.TaskID); err != nil {
 		return w.requeue(ctx, d, fmt.Errorf("deliverable: %w", err))
 	} else if !ok {
@@ -244,7 +222,7 @@ func (w *Worker) handle(ctx context.Context, ch *amqp.Channel, d amqp.Delivery) 
 
 // requeue gives a message back after a failure of the gateway's own side.
 func (w *Worker) requeue(ctx context.Context, d amqp.Delivery, cause error) error {
-	w.cfg.Log.Warn("cannot settle a delivery; requeued", zap.String("filler", w.cfg.Filler), zap.Error(cause))
+	w.cfg.Log.Warn("cannot settle a delivery; requeued", zap.Error(cause))
 	select {
 	case <-time.After(time.Second):
 	case <-ctx.Done():
@@ -259,7 +237,7 @@ func (w *Worker) park(ctx context.Context, ch *amqp.Channel, d amqp.Delivery, m 
 	for k, v := range d.Headers {
 		headers[k] = v
 	}
-	headers[HeaderParkReason] = reason
+	headers[router.HeaderParkReason] = reason
 	headers[HeaderAttempts] = int32(attempts)
 	conf, err := ch.PublishWithDeferredConfirmWithContext(ctx, w.cfg.DeadExchange, w.cfg.DeadKey, false, false, amqp.Publishing{
 		ContentType: d.ContentType, DeliveryMode: amqp.Persistent, MessageId: d.MessageId, CorrelationId: d.CorrelationId,
@@ -274,7 +252,7 @@ func (w *Worker) park(ctx context.Context, ch *amqp.Channel, d amqp.Delivery, m 
 	if err := d.Ack(false); err != nil {
 		return err
 	}
-	w.cfg.Log.Warn("message parked", zap.String("taskId", m.TaskID), zap.String("filler", m.Filler), zap.Int("attempts", attempts), zap.String("reason", reason))
+	w.cfg.Log.Warn("message parked", zap.String("taskId", m.TaskID), zap.Int("attempts", attempts), zap.String("reason", reason))
 	if err := w.cfg.Sink.Parked(ctx, m, reason); err != nil {
 		w.cfg.Log.Error("recording a parked message failed", zap.String("taskId", m.TaskID), zap.Error(err))
 	}
@@ -283,17 +261,7 @@ func (w *Worker) park(ctx context.Context, ch *amqp.Channel, d amqp.Delivery, m 
 
 // deliveryCount is how often the queue delivered the message before
 // (x-delivery-count; absent on the first delivery).
-func deliveryCount(d amqp.Delivery) int {
-	switch v := d.Headers["x-delivery-count"].(type) {
-	case int64:
-		return int(v)
-	case int32:
-		return int(v)
-	case int:
-		return v
-	}
-	return 0
-}
+func deliveryCount(d amqp.Delivery) int { return router.IntHeader(d.Headers, "x-delivery-count") }
 
 func header(d amqp.Delivery, name string) string {
 	if s, ok := d.Headers[name].(string); ok {

@@ -84,7 +84,7 @@ func route(t *testing.T, ch *amqp.Channel, topo router.Topology, filler, taskID 
 	t.Helper()
 	err := ch.PublishWithContext(context.Background(), topo.RouteExchange(), topo.FillerKey(filler), true, false, amqp.Publishing{
 		ContentType: "application/fhir+json; fhirVersion=4.0", DeliveryMode: amqp.Persistent, MessageId: "id-" + taskID,
-		Timestamp: time.Now(), Headers: amqp.Table{headerTaskID: taskID, headerEvent: "coding:x|y", headerFHIRVersion: "4.0", headerFiller: filler},
+		Timestamp: time.Now(), Headers: amqp.Table{router.HeaderTaskID: taskID, router.HeaderEvent: "coding:x|y", router.HeaderFHIRVersion: "4.0", router.HeaderFiller: filler},
 		Body: []byte(`{"resourceType":"Bundle","type":"message"}`),
 	})
 	if err != nil {
@@ -166,7 +166,7 @@ func TestWorkerParksPermanentAndExhaustedFailures(t *testing.T) {
 		return len(dead) == 2
 	})
 	for _, d := range dead {
-		if d.Headers[HeaderParkReason] == nil || d.Headers[headerTaskID] == nil || d.MessageId == "" {
+		if d.Headers[router.HeaderParkReason] == nil || d.Headers[router.HeaderTaskID] == nil || d.MessageId == "" {
 			t.Errorf("parked message lacks its reason or ids: %v", d.Headers)
 		}
 	}

@@ -53,7 +53,7 @@ func (c Config) FillerWorkers(sink adapters.Sink, log *zap.Logger) ([]*adapters.
 		}
 		workers = append(workers, adapters.NewWorker(adapters.WorkerConfig{
 			AMQPURL: c.AMQP.URL, Queue: topo.FillerQueue(f.ID), DeadExchange: topo.DeadExchange(), DeadKey: f.ID,
-			Filler: f.ID, Adapter: a, Sink: sink, Log: log.With(zap.String("filler", f.ID)), Concurrency: f.Concurrency,
+			Filler: f.ID, Adapter: a, Sink: sink, Log: log, Concurrency: f.Concurrency,
 			Retry: adapters.RetryPolicy{MaxAttempts: f.Retry.MaxAttempts, MaxAge: f.Retry.MaxAge.Std(),
 				Initial: f.Retry.InitialBackoff.Std(), Max: f.Retry.MaxBackoff.Std()},
 		}))

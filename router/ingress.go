@@ -31,8 +31,12 @@ const (
 
 // StatusOf is an answer's HTTP-equivalent status (HeaderStatus), 0 when
 // it has none.
-func StatusOf(headers amqp.Table) int {
-	switch v := headers[HeaderStatus].(type) {
+func StatusOf(headers amqp.Table) int { return IntHeader(headers, HeaderStatus) }
+
+// IntHeader reads an integer header, whichever integer type the AMQP table
+// carries it as; 0 when it is absent.
+func IntHeader(headers amqp.Table, name string) int {
+	switch v := headers[name].(type) {
 	case int32:
 		return int(v)
 	case int64:
@@ -122,7 +126,7 @@ func (in *Ingress) Ready() bool { return in.ready.Load() }
 // Run consumes until ctx ends; messages being handled then are finished
 // and acknowledged before it returns.
 func (in *Ingress) Run(ctx context.Context) error {
-	keepConnected(ctx, in.cfg.Log, func(ctx context.Context) error {
+	KeepConnected(ctx, in.cfg.Log, func(ctx context.Context) error {
 		defer in.ready.Store(false)
 		return in.session(ctx)
 	})

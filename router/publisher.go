@@ -44,7 +44,7 @@ func (p *Publisher) confirmer() (*Confirmer, error) {
 		return p.out, nil
 	}
 	p.closeLocked()
-	conn, err := dial(p.url, p.name)
+	conn, err := Dial(p.url, p.name)
 	if err != nil {
 		return nil, fmt.Errorf("router: dial: %w", err)
 	}

@@ -109,7 +109,7 @@ func (r *Relay) Ready() bool { return r.ready.Load() }
 // Run relays until ctx ends. Publishes in flight when ctx ends are still
 // confirmed (within ConfirmTimeout) and recorded before Run returns.
 func (r *Relay) Run(ctx context.Context) error {
-	keepConnected(ctx, r.cfg.Log, func(ctx context.Context) error {
+	KeepConnected(ctx, r.cfg.Log, func(ctx context.Context) error {
 		defer r.ready.Store(false)
 		return r.session(ctx)
 	})

@@ -10,10 +10,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// keepConnected runs session until ctx ends, starting it again after each
+// KeepConnected runs session until ctx ends, starting it again after each
 // failure with a jittered backoff (100ms doubling to 10s, reset by a
 // session that lasted a minute).
-func keepConnected(ctx context.Context, log *zap.Logger, session func(context.Context) error) {
+func KeepConnected(ctx context.Context, log *zap.Logger, session func(context.Context) error) {
 	backoff := 100 * time.Millisecond
 	for {
 		began := time.Now()
@@ -34,8 +34,8 @@ func keepConnected(ctx context.Context, log *zap.Logger, session func(context.Co
 	}
 }
 
-// dial opens a connection that names itself in the broker's management.
-func dial(url, name string) (*amqp.Connection, error) {
+// Dial opens a connection that names itself in the broker's management.
+func Dial(url, name string) (*amqp.Connection, error) {
 	return amqp.DialConfig(url, amqp.Config{
 		Heartbeat:  10 * time.Second,
 		Dial:       amqp.DefaultDial(10 * time.Second),
@@ -46,7 +46,7 @@ func dial(url, name string) (*amqp.Connection, error) {
 // openDeclared dials, opens a channel and declares the topology on it: the
 // start of every session. The caller closes the connection.
 func openDeclared(url, name string, topo Topology) (*amqp.Connection, *amqp.Channel, error) {
-	conn, err := dial(url, name)
+	conn, err := Dial(url, name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dial: %w", err)
 	}
