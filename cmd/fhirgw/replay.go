@@ -65,7 +65,8 @@ func runReplay(ctx context.Context, env *environment, args []string) int {
 			plan[i].Async = true
 		}
 	}
-	tgt, err := replay.NewTarget(ctx, *target, replay.TargetOptions{APIKey: *apiKey, Timeout: *timeout, Exchange: *exchange, ReplyTo: *replyTo, UserID: *user})
+	opts := replay.TargetOptions{APIKey: *apiKey, Timeout: *timeout, Exchange: *exchange, ReplyTo: *replyTo, UserID: *user}
+	tgt, err := replay.NewTarget(ctx, *target, opts)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "fhirgw replay: %v.\n", err)
 		return exitCheckFailed
@@ -74,7 +75,7 @@ func runReplay(ctx context.Context, env *environment, args []string) int {
 
 	stderr, _ := env.stderr.(*os.File)
 	onTerminal := stderr != nil && replay.IsTerminal(stderr)
-	runner := &replay.Runner{Target: tgt, Concurrency: *concurrency, Rate: *rate, APIKey: *apiKey, Timeout: *timeout}
+	runner := &replay.Runner{Target: tgt, Options: opts, Concurrency: *concurrency, Rate: *rate}
 	var progress *replay.Progress
 	if onTerminal || !*asJSON {
 		progress = replay.NewProgress(env.stderr, len(plan), onTerminal)
@@ -107,14 +108,7 @@ func runReplay(ctx context.Context, env *environment, args []string) int {
 	}
 	if !summary.OK() {
 		if *asJSON { // the table names failures; JSON readers get them on stderr too
-			for _, r := range results {
-				for _, d := range r.Differences {
-					fmt.Fprintf(env.stderr, "FAIL %s: %s\n", r.Name, d)
-				}
-				if r.Error != "" {
-					fmt.Fprintf(env.stderr, "ERROR %s: %s\n", r.Name, r.Error)
-				}
-			}
+			replay.WriteFailures(env.stderr, results)
 		}
 		return exitCheckFailed
 	}

@@ -30,7 +30,6 @@ type result struct {
 	runs          int
 	nsPerOp       float64
 	allocsPerOp   float64
-	bytesPerOp    float64
 	hasAllocStats bool
 }
 
@@ -108,7 +107,7 @@ func report(in io.Reader, out io.Writer) error {
 // the running mean.
 func (r *result) add(metrics string) {
 	f := strings.Fields(metrics)
-	var ns, allocs, bytes float64
+	var ns, allocs float64
 	for i := 0; i+1 < len(f); i += 2 {
 		v, err := strconv.ParseFloat(f[i], 64)
 		if err != nil {
@@ -119,14 +118,11 @@ func (r *result) add(metrics string) {
 			ns = v
 		case "allocs/op":
 			allocs, r.hasAllocStats = v, true
-		case "B/op":
-			bytes = v
 		}
 	}
 	n := float64(r.runs)
 	r.nsPerOp = (r.nsPerOp*n + ns) / (n + 1)
 	r.allocsPerOp = (r.allocsPerOp*n + allocs) / (n + 1)
-	r.bytesPerOp = (r.bytesPerOp*n + bytes) / (n + 1)
 	r.runs++
 }
 

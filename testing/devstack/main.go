@@ -76,7 +76,7 @@ func run(ctx context.Context, bin, config string) error {
 	}
 	log, _ := zap.NewDevelopment()
 	filler := samplefiller.New(samplefiller.Config{
-		AMQPURL: broker.URL(), Queue: cfg.AMQP.Prefix + ".filler.lab", GatewayURL: base, Name: "sample lab", Log: log, Progress: true,
+		AMQPURL: broker.URL(), Queue: cfg.Topology().FillerQueue("lab"), GatewayURL: base, Name: "sample lab", Log: log, Progress: true,
 	})
 	fillerDone := make(chan error, 1)
 	go func() { fillerDone <- filler.Run(ctx) }()
@@ -110,7 +110,7 @@ with --target '%[3]s' over AMQP):
   bin/fhirgw replay --target '%[1]s' --manifest testing/fixtures/manifest.yaml --fresh-ids
 
 Press Ctrl-C to stop.
-`, base, config, broker.URL(), cfg.AMQP.Prefix+".ingress")
+`, base, config, broker.URL(), cfg.Topology().IngressExchange())
 	select {
 	case <-ctx.Done():
 		return nil

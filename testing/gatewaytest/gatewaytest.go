@@ -21,6 +21,7 @@ import (
 	"github.com/fhirgw/fhirgw/router"
 	"github.com/fhirgw/fhirgw/testing/brokertest"
 	"github.com/fhirgw/fhirgw/testing/samplefiller"
+	"github.com/fhirgw/fhirgw/testing/wait"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -120,12 +121,8 @@ func Start(t testing.TB, cfg gateway.Config, opts ...Option) *Stack {
 		}
 		deleteTopology(t, topo)
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for !st.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("the gateway's relay did not connect to the broker")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !wait.For(30*time.Second, st.Ready) {
+		t.Fatal("the gateway's relay did not connect to the broker")
 	}
 	return s
 }

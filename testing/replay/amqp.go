@@ -91,7 +91,7 @@ func (t *amqpTarget) dispatch(replies <-chan amqp.Delivery) {
 
 // Send publishes the message and waits for its first answer.
 func (t *amqpTarget) Send(ctx context.Context, m Outgoing) (Exchange, error) {
-	cid := firstSet(m.CorrelationID, uuid.NewString())
+	cid := uuid.NewString()
 	answers := make(chan Answer, 64)
 	t.mu.Lock()
 	t.waiting[cid] = answers

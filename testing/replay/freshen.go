@@ -134,10 +134,8 @@ func (r rewrite) apply(body []byte) ([]byte, error) {
 		if tok.Kind() != '"' {
 			continue
 		}
-		if _, n := dec.StackIndex(dec.StackDepth()); n%2 == 1 && dec.StackDepth() > 0 {
-			if k, _ := dec.StackIndex(dec.StackDepth()); k == '{' {
-				continue // an object member's name
-			}
+		if k, n := dec.StackIndex(dec.StackDepth()); k == '{' && n%2 == 1 {
+			continue // an object member's name
 		}
 		ptr := string(dec.StackPointer())
 		repl, ok := r.ids[ptr]

@@ -30,9 +30,6 @@ func (t *httpTarget) Send(ctx context.Context, m Outgoing) (Exchange, error) {
 		url += "?async=true"
 	}
 	header := http.Header{"Content-Type": {contentType(m.FHIRVersion)}}
-	if m.CorrelationID != "" {
-		header.Set("X-Correlation-ID", m.CorrelationID)
-	}
 	resp, body, err := t.client.do(ctx, http.MethodPost, url, m.Body, header)
 	if err != nil {
 		return Exchange{}, err

@@ -39,11 +39,18 @@ import (
 // A message without expectations is sent and reported, never failed.
 // Unknown keys are an error, so a misspelt expectation is never ignored.
 type Manifest struct {
-	Root     string  `yaml:"root"`
-	Defaults Entry   `yaml:"defaults"`
-	Messages []Entry `yaml:"messages"`
+	Root     string   `yaml:"root"`
+	Defaults Defaults `yaml:"defaults"`
+	Messages []Entry  `yaml:"messages"`
 	// dir is the manifest's directory: Root is relative to it.
 	dir string
+}
+
+// Defaults are what a manifest's messages get unless they say otherwise.
+type Defaults struct {
+	FHIRVersion string   `yaml:"fhirVersion"`
+	Async       *bool    `yaml:"async"`
+	Within      Duration `yaml:"within"`
 }
 
 // Entry is one message of a manifest.

@@ -28,6 +28,7 @@ func writeManifest(t *testing.T, body string) string {
 func TestManifestErrorsNameTheProblem(t *testing.T) {
 	cases := []struct{ name, body, want string }{
 		{"unknown key", "messages:\n  - file: a.json\n    stauts: 200\n", "field stauts not found"},
+		{"expectation in defaults", "defaults:\n  status: 200\nmessages:\n  - file: a.json\n", "field status not found"},
 		{"no messages", "defaults:\n  within: 1s\n", "lists no messages"},
 		{"no file", "messages:\n  - status: 200\n", "no file"},
 		{"missing file", "messages:\n  - file: nope.json\n", "nope.json"},

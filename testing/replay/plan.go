@@ -42,18 +42,22 @@ func PlanFiles(files []string) Plan {
 // under keeps the items whose files lie under one of paths, and the items
 // they wait for.
 func (p Plan) under(paths []string) (Plan, error) {
+	roots := make([]string, len(paths))
+	for i, path := range paths {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, err
+		}
+		roots[i] = abs
+	}
 	keep := make([]bool, len(p))
 	for i, it := range p {
-		for _, path := range paths {
-			abs, err := filepath.Abs(path)
-			if err != nil {
-				return nil, err
-			}
-			file, err := filepath.Abs(it.File)
-			if err != nil {
-				return nil, err
-			}
-			if file == abs || strings.HasPrefix(file, abs+string(filepath.Separator)) {
+		file, err := filepath.Abs(it.File)
+		if err != nil {
+			return nil, err
+		}
+		for _, root := range roots {
+			if file == root || strings.HasPrefix(file, root+string(filepath.Separator)) {
 				keep[i] = true
 			}
 		}

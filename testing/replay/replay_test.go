@@ -62,7 +62,7 @@ func newTarget(t *testing.T, url string, opts replay.TargetOptions) replay.Targe
 
 func run(t *testing.T, target replay.Target, plan replay.Plan, fresh *replay.Freshener, concurrency int) []replay.Result {
 	t.Helper()
-	rn := &replay.Runner{Target: target, Concurrency: concurrency, Fresh: fresh, Timeout: 30 * time.Second}
+	rn := &replay.Runner{Target: target, Concurrency: concurrency, Fresh: fresh, Options: replay.TargetOptions{Timeout: 30 * time.Second}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	return rn.Run(ctx, plan)

@@ -125,6 +125,14 @@ func WriteTable(w io.Writer, results []Result, s Summary) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	WriteFailures(w, results)
+	_, err := fmt.Fprintln(w, s)
+	return err
+}
+
+// WriteFailures writes one line per unmet expectation ("FAIL file:
+// difference") and per message that could not be sent ("ERROR file: why").
+func WriteFailures(w io.Writer, results []Result) {
 	for _, r := range results {
 		for _, d := range r.Differences {
 			fmt.Fprintf(w, "FAIL %s: %s\n", r.Name, d)
@@ -133,8 +141,6 @@ func WriteTable(w io.Writer, results []Result, s Summary) error {
 			fmt.Fprintf(w, "ERROR %s: %s\n", r.Name, r.Error)
 		}
 	}
-	_, err := fmt.Fprintln(w, s)
-	return err
 }
 
 func ms(d time.Duration) string {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fhirgw/fhirgw/ack"
 	"github.com/fhirgw/fhirgw/envelope"
 )
 
@@ -23,9 +24,9 @@ type Runner struct {
 	Rate float64
 	// Fresh, when set, gives every message new identities (--fresh-ids).
 	Fresh *Freshener
-	// APIKey and Timeout are used to read Tasks, as TargetOptions.
-	APIKey  string
-	Timeout time.Duration
+	// Options are the target's: their APIKey and Timeout also serve the
+	// Task reads.
+	Options TargetOptions
 	// Poll is how often a Task is read while waiting (default 100ms).
 	Poll time.Duration
 	// Done, when set, is called as each message finishes.
@@ -62,9 +63,6 @@ type Result struct {
 	Differences []string `json:"differences,omitempty"`
 }
 
-// Passed reports whether the message met every expectation.
-func (r Result) Passed() bool { return r.Error == "" && len(r.Differences) == 0 }
-
 // Run sends the plan and returns one result per item, in plan order. It
 // stops sending when ctx ends; unsent items get an error result.
 func (rn *Runner) Run(ctx context.Context, plan Plan) []Result {
@@ -88,7 +86,7 @@ func (rn *Runner) Run(ctx context.Context, plan Plan) []Result {
 			}
 		}
 	}
-	tasks := newClient(TargetOptions{APIKey: rn.APIKey, Timeout: rn.Timeout})
+	tasks := newClient(rn.Options)
 	done := make([]chan struct{}, len(plan))
 	for i := range done {
 		done[i] = make(chan struct{})
@@ -182,7 +180,7 @@ func follow(ctx context.Context, c *client, every time.Duration, it Item, x Exch
 		if r.Response == "" {
 			r.Response = t.Response
 		}
-		if met(it.Expect, *r) || terminal(t.Status) {
+		if met(it.Expect, *r) || ack.Terminal(t.Status) {
 			return
 		}
 		select {
@@ -203,15 +201,6 @@ func follow(ctx context.Context, c *client, every time.Duration, it Item, x Exch
 func met(e Expect, r Result) bool {
 	return (e.Response == "" || e.Response == r.Response) && (e.Task == "" || e.Task == r.Task) &&
 		(len(e.Fillers) == 0 || sameSet(e.Fillers, r.Fillers))
-}
-
-// terminal reports whether a Task status is final.
-func terminal(status string) bool {
-	switch status {
-	case "completed", "rejected", "failed", "cancelled", "entered-in-error":
-		return true
-	}
-	return false
 }
 
 // differences are the expectations r does not meet, one sentence each.

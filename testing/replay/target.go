@@ -28,9 +28,6 @@ type Outgoing struct {
 	FHIRVersion string
 	// Async asks for ?async=true (HTTP only).
 	Async bool
-	// CorrelationID names the conversation (AMQP correlation_id, HTTP
-	// X-Correlation-ID).
-	CorrelationID string
 }
 
 // Answer is one answer from the gateway.

@@ -151,7 +151,6 @@ type Filler struct {
 	out       *router.Confirmer // set in Run when answering over AMQP
 	parser    *envelope.Parser
 	responder envelope.Responder
-	received  atomic.Int64
 	answered  atomic.Int64
 	refused   atomic.Int64
 	mu        sync.Mutex
@@ -184,7 +183,11 @@ func New(cfg Config) *Filler {
 
 // Received is how many messages the filler has taken from its queue,
 // redeliveries included.
-func (f *Filler) Received() int { return int(f.received.Load()) }
+func (f *Filler) Received() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.messages)
+}
 
 // Answered is how many responses (Respond steps) the gateway accepted;
 // progress messages are not counted.
@@ -233,7 +236,6 @@ func (f *Filler) Run(ctx context.Context) error {
 			if !ok {
 				return fmt.Errorf("samplefiller: %s: the broker closed the consumer", f.cfg.Queue)
 			}
-			f.received.Add(1)
 			f.mu.Lock()
 			f.messages = append(f.messages, d.MessageId)
 			f.mu.Unlock()
@@ -268,7 +270,7 @@ func (f *Filler) handle(ctx context.Context, d amqp.Delivery) {
 		_ = d.Ack(false)
 		return
 	}
-	v, _ := envelope.ParseVersion(fmt.Sprint(d.Headers["fhirgw-fhir-version"]))
+	v, _ := envelope.ParseVersion(fmt.Sprint(d.Headers[router.HeaderFHIRVersion]))
 	req, err := f.parser.Parse(d.Body, v)
 	if err != nil {
 		f.cfg.Log.Warn("not a message; dropped", zap.String("messageId", d.MessageId), zap.Error(err))
