@@ -20,7 +20,7 @@ import (
 // itself).
 func (g *Gateway) cancelBeforeDelivery(ctx context.Context, msg *envelope.Message) (reply, bool) {
 	if prior, err := g.ledger.ByIdentity(ctx, msg.Identity.Key()); err == nil {
-		return g.storedReply(msg.Version, prior.Answer, prior.TaskID).duplicate(), true // a cancellation sent again
+		return g.replayed(msg.Version, prior), true // a cancellation sent again
 	}
 	order, err := g.ledger.ByFocusKey(ctx, ack.FocusKeys(msg))
 	if err != nil || order.Status != "requested" || !g.deliversItself(order.Fillers) {

@@ -64,15 +64,13 @@ func readSize(contentLength int64, limit int) int {
 	return int(contentLength) + bytes.MinRead
 }
 
-// custody takes msg into the ledger with its answer (202 + OperationOutcome)
-// and its outbox entries, and wakes the relay. It returns the answer, and on
-// a duplicate the original answer and task with ledger.ErrDuplicate.
-func (g *Gateway) custody(ctx context.Context, msg *envelope.Message, route router.Route, responseURL, taskID string) (ledger.Answer, string, error) {
+// custody takes msg into the ledger as taskID, with its answer (202 +
+// OperationOutcome), its callback and its outbox entries, and wakes the
+// relay. It returns the answer; a duplicate returns the ledger's
+// *ledger.DuplicateError, which holds the original.
+func (g *Gateway) custody(ctx context.Context, msg *envelope.Message, route router.Route, callback, taskID string) (ledger.Answer, error) {
 	if n := g.ledger.Backlog(); n >= g.cfg.Outbox.MaxBacklog {
-		e := edgeError(http.StatusServiceUnavailable, ErrCustody, envelope.IssueType("transient"), "",
-			"the gateway holds %d messages the broker has not taken yet; retry later", n)
-		e.RetryAfter = g.cfg.Outbox.RetryAfter.Std()
-		return ledger.Answer{}, "", e
+		return ledger.Answer{}, g.unavailable(nil, "the gateway holds %d messages the broker has not taken yet; retry later", n)
 	}
 	a := ledger.Answer{Status: http.StatusAccepted, ContentType: contentType(msg.Version), Body: information(fmt.Sprintf(
 		"message %s is in the gateway's custody, on its way to %s; follow it at Task/%s",
@@ -80,24 +78,20 @@ func (g *Gateway) custody(ctx context.Context, msg *envelope.Message, route rout
 	m := &ledger.Message{
 		TaskID: taskID, Identity: msg.Identity.Key(), BundleID: msg.BundleID, HeaderID: msg.Header.ID,
 		FHIRVersion: msg.Version.String(), Event: msg.Header.Event.Key(), Fillers: route.Fillers, Body: msg.Raw,
-		ResponseURL: g.callbackURL(msg, responseURL), Status: "requested", Answer: a, FocusKeys: ack.FocusKeys(msg),
+		ResponseURL: callback, Status: "requested", Answer: a, FocusKeys: ack.FocusKeys(msg),
 	}
 	if route.AckDeadline > 0 {
 		m.AckDue = g.now().Add(route.AckDeadline)
 	}
 	err := g.ledger.Accept(ctx, m)
-	var dup *ledger.DuplicateError
 	switch {
-	case errors.As(err, &dup):
-		return dup.Prior.Answer, dup.Prior.TaskID, err
+	case errors.Is(err, ledger.ErrDuplicate):
+		return a, err
 	case errors.Is(err, ledger.ErrBundleIDReused):
-		return a, "", edgeError(http.StatusBadRequest, ErrBundleIDReused, envelope.IssueInvalid, "Bundle.id",
+		return a, edgeError(http.StatusBadRequest, ErrBundleIDReused, envelope.IssueInvalid, "Bundle.id",
 			"Bundle.id %s was already used by another message (MessageHeader.id differs): Bundle.id values are never reused", msg.BundleID)
 	case err != nil:
-		e := edgeError(http.StatusServiceUnavailable, ErrCustody, envelope.IssueType("transient"), "",
-			"the gateway could not take custody of the message; retry later")
-		e.Err, e.RetryAfter = err, g.cfg.Outbox.RetryAfter.Std()
-		return a, "", e
+		return a, g.unavailable(err, "the gateway could not take custody of the message; retry later")
 	}
 	ds := make([]router.Delivery, len(m.Fillers))
 	for i, f := range m.Fillers {
@@ -106,7 +100,19 @@ func (g *Gateway) custody(ctx context.Context, msg *envelope.Message, route rout
 	g.relay.Offer(ds...)
 	g.log.Info("message accepted", zap.String("taskId", taskID), zap.String("identity", m.Identity),
 		zap.String("event", m.Event), zap.Strings("fillers", route.Fillers))
-	return a, taskID, nil
+	return a, nil
+}
+
+// unavailable is the 503 for a message the gateway cannot take or record
+// now, retried after the configured wait. Its cause is ErrCustody, or the
+// underlying failure when there is one.
+func (g *Gateway) unavailable(cause error, format string, args ...any) *Error {
+	e := edgeError(http.StatusServiceUnavailable, ErrCustody, envelope.IssueType("transient"), "", format, args...)
+	e.RetryAfter = g.cfg.Outbox.RetryAfter.Std()
+	if cause != nil {
+		e.Err = cause
+	}
+	return e
 }
 
 // callbackURL is where the placer's answers are pushed: its response-url,

@@ -95,11 +95,12 @@ func (g *Gateway) pipeline(ctx context.Context, in inbound) (reply, string) {
 		response = g.waiters.add(taskID)
 		defer g.waiters.remove(taskID, response)
 	}
-	a, taskID, err := g.custody(ctx, msg, route, callback, taskID)
+	a, err := g.custody(ctx, msg, route, callback, taskID)
+	var dup *ledger.DuplicateError
 	switch {
-	case errors.Is(err, ledger.ErrDuplicate):
-		g.log.Info("duplicate message; original answer replayed", zap.String("taskId", taskID), zap.String("identity", msg.Identity.Key()))
-		return g.storedReply(msg.Version, a, taskID).duplicate(), "duplicate"
+	case errors.As(err, &dup):
+		g.log.Info("duplicate message; original answer replayed", zap.String("taskId", dup.Prior.TaskID), zap.String("identity", msg.Identity.Key()))
+		return g.replayed(msg.Version, dup.Prior), "duplicate"
 	case err != nil:
 		return g.errorReply(asEdgeError(err)), "error"
 	}

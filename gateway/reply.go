@@ -60,6 +60,12 @@ func (g *Gateway) storedReply(v envelope.Version, a ledger.Answer, taskID string
 	return r
 }
 
+// replayed is the answer to a message sent again: the answer recorded for
+// prior, marked as a duplicate's.
+func (g *Gateway) replayed(v envelope.Version, prior *ledger.Message) reply {
+	return g.storedReply(v, prior.Answer, prior.TaskID).duplicate()
+}
+
 // infoReply is a 200 with an information OperationOutcome.
 func infoReply(v envelope.Version, location, diagnostics string) reply {
 	return reply{Status: http.StatusOK, ContentType: contentType(v), Body: information(diagnostics), Location: location}

@@ -43,9 +43,7 @@ func (g *Gateway) takeAnswer(ctx context.Context, from *partner, req *ledger.Mes
 
 // failRecording answers 503 when the ledger could not record an answer.
 func (g *Gateway) failRecording(err error) reply {
-	e := edgeError(http.StatusServiceUnavailable, ErrCustody, envelope.IssueType("transient"), "", "the message could not be recorded; retry later")
-	e.Err, e.RetryAfter = err, g.cfg.Outbox.RetryAfter.Std()
-	return g.errorReply(e)
+	return g.errorReply(g.unavailable(err, "the message could not be recorded; retry later"))
 }
 
 // takeUnmatched keeps a response that quotes no message in custody (it is

@@ -55,12 +55,14 @@ func (g *Gateway) readBundle(c *gin.Context) {
 		g.fail(c, asEdgeError(err))
 		return
 	}
-	v := g.version
-	if m, err := g.ledger.Task(ctx, r.TaskID); err == nil {
-		v, _ = envelope.ParseVersion(m.FHIRVersion)
-	}
 	if notModified(c, r.ReceivedAt) {
 		return
+	}
+	v := g.version // an unmatched response belongs to no exchange
+	if r.TaskID != "" {
+		if m, err := g.ledger.Task(ctx, r.TaskID); err == nil {
+			v, _ = envelope.ParseVersion(m.FHIRVersion)
+		}
 	}
 	g.writeFHIR(c, http.StatusOK, v, r.Body)
 }
