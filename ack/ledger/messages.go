@@ -18,7 +18,7 @@ import (
 func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 	now := l.now()
 	m.ReceivedAt, m.UpdatedAt = now, now
-	err := l.doUnisolated(ctx, func(tx *wtx) error {
+	return l.doUnisolated(ctx, func(tx *wtx) error {
 		// The unique identity decides: no row inserted means a duplicate; the
 		// unique R4 Bundle.id catches a Bundle.id reused by another message.
 		res, err := tx.exec(`INSERT INTO messages (task_id, identity, bundle_id, header_id, fhir_version, event, fillers, body,
@@ -60,11 +60,6 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 		}
 		return nil
 	}, func() { l.backlog.Add(int64(len(m.Fillers))) })
-	var clean *unwrittenError
-	if errors.As(err, &clean) {
-		return clean.err
-	}
-	return err
 }
 
 // SetAnswer replaces the answer replayed to duplicates of a task (a

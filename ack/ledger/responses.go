@@ -48,7 +48,7 @@ func (l *SQLite) AddResponse(ctx context.Context, r *Response, status, business 
 // first one's BundleID set in r.
 func (l *SQLite) AddUnmatched(ctx context.Context, r *Response) error {
 	r.ReceivedAt, r.TaskID = l.now(), ""
-	err := l.doUnisolated(ctx, func(tx *wtx) error {
+	return l.doUnisolated(ctx, func(tx *wtx) error {
 		var seen string
 		err := tx.queryRow(`SELECT bundle_id FROM responses WHERE identity = $1`, r.Identity).Scan(&seen)
 		if err == nil {
@@ -62,11 +62,6 @@ func (l *SQLite) AddUnmatched(ctx context.Context, r *Response) error {
 			r.BundleID, r.Identity, r.Code, nonNil(r.Body), l.ms(r.ReceivedAt))
 		return err
 	}, nil)
-	var clean *unwrittenError
-	if errors.As(err, &clean) {
-		return clean.err
-	}
-	return err
 }
 
 // Responses returns a task's responses in the order they arrived.

@@ -195,6 +195,9 @@ func (l *SQLite) commit(batch []*op) {
 				l.abort(tx, batch, fmt.Errorf("ledger: batch aborted: %w", err))
 				return
 			}
+			if clean != nil {
+				err = clean.err // the caller sees its own error, not the marker
+			}
 			results[i] = err
 			continue
 		}
