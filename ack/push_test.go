@@ -62,7 +62,7 @@ func respond(t *testing.T, l *ledger.SQLite, task string, n int) {
 	t.Helper()
 	r := &ledger.Response{BundleID: fmt.Sprintf("%s-b%d", task, n), Identity: fmt.Sprintf("%s-r%d", task, n), TaskID: task, Code: "ok",
 		Body: []byte(fmt.Sprintf("%s response %d", task, n))}
-	if err := l.AddResponse(context.Background(), r, "", ""); err != nil {
+	if err := l.AddResponse(context.Background(), r, nil); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -31,7 +31,7 @@ type Ledger interface {
 	ByFocusKey(ctx context.Context, keys []string) (*ledger.Message, error)
 	SearchTasks(ctx context.Context, q ledger.TaskQuery) ([]*ledger.Message, error)
 	Overdue(ctx context.Context, now time.Time, limit int) ([]*ledger.Message, error)
-	AddResponse(ctx context.Context, r *ledger.Response, status, business string) error
+	AddResponse(ctx context.Context, r *ledger.Response, move ledger.Move) error
 	AddUnmatched(ctx context.Context, r *ledger.Response) error
 	Responses(ctx context.Context, taskID string) ([]ledger.Response, error)
 	Bundle(ctx context.Context, bundleID string) (*ledger.Response, error)

@@ -90,16 +90,22 @@ func (g *Gateway) record(ctx context.Context, req *ledger.Message, msg *envelope
 	if msg.IsResponse() {
 		code = string(msg.Header.Response.Code)
 	}
-	proposed, business := ack.Progress(msg)
-	status, moved := ack.Advance(req.Status, proposed)
-	if !moved {
-		status = ""
-		if ack.Terminal(req.Status) {
-			business = "" // a finished exchange keeps the reason it finished
+	proposed, reported := ack.Progress(msg)
+	var status string // what the task moved to, for the log
+	move := func(current string) (string, string) {
+		next, moved := ack.Advance(current, proposed)
+		business := reported
+		if !moved {
+			next = ""
+			if ack.Terminal(current) {
+				business = "" // a finished exchange keeps the reason it finished
+			}
 		}
+		status = next
+		return next, business
 	}
 	r := &ledger.Response{BundleID: g.newID(), Identity: msg.Identity.Key(), TaskID: req.TaskID, Code: code, Body: msg.Raw}
-	if err := g.ledger.AddResponse(ctx, r, status, business); err != nil {
+	if err := g.ledger.AddResponse(ctx, r, move); err != nil {
 		return r.BundleID, err // on ErrDuplicate, the Bundle recorded before
 	}
 	g.log.Info("answer recorded", zap.String("taskId", req.TaskID), zap.String("code", code), zap.String("status", status), zap.String("bundleId", r.BundleID))

@@ -166,12 +166,12 @@ func TestAnswersAndResponses(t *testing.T) {
 	}
 	for i, code := range []string{"ok", "ok"} {
 		r := &Response{BundleID: fmt.Sprintf("resp-%d", i), Identity: fmt.Sprintf("resp-id-%d", i), TaskID: "task-1", Code: code, Body: []byte(fmt.Sprintf("body-%d", i))}
-		if err := l.AddResponse(ctx, r, "accepted", ""); err != nil {
+		if err := l.AddResponse(ctx, r, To("accepted", "")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	again := &Response{BundleID: "resp-again", Identity: "resp-id-1", TaskID: "task-1", Code: "ok"}
-	if err := l.AddResponse(ctx, again, "rejected", ""); !errors.Is(err, ErrDuplicate) {
+	if err := l.AddResponse(ctx, again, To("rejected", "")); !errors.Is(err, ErrDuplicate) {
 		t.Errorf("the same response twice: %v", err)
 	}
 	rs, err := l.Responses(ctx, "task-1")
@@ -187,7 +187,17 @@ func TestAnswersAndResponses(t *testing.T) {
 	if _, err := l.Bundle(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing bundle: %v", err)
 	}
-	if err := l.AddResponse(ctx, &Response{BundleID: "resp-x", Identity: "resp-id-x", TaskID: "task-nope", Code: "ok"}, "", ""); !errors.Is(err, ErrNotFound) {
+	// A move decides from the status the task has when the response is
+	// written, not from what the caller read before.
+	var seen string
+	move := func(current string) (string, string) { seen = current; return "", "" }
+	if err := l.AddResponse(ctx, &Response{BundleID: "resp-2", Identity: "resp-id-2", TaskID: "task-1", Code: "ok"}, move); err != nil || seen != "accepted" {
+		t.Errorf("the move saw %q (%v), want accepted", seen, err)
+	}
+	if m, _ := l.Task(ctx, "task-1"); m.Status != "accepted" {
+		t.Errorf("an empty move changed the status to %s", m.Status)
+	}
+	if err := l.AddResponse(ctx, &Response{BundleID: "resp-x", Identity: "resp-id-x", TaskID: "task-nope", Code: "ok"}, nil); !errors.Is(err, ErrNotFound) {
 		t.Errorf("response to a missing task: %v", err)
 	}
 	if _, err := l.Bundle(ctx, "resp-x"); !errors.Is(err, ErrNotFound) {

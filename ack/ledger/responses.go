@@ -7,13 +7,24 @@ import (
 	"fmt"
 )
 
+// Move decides a task's new status and business status from its current
+// status, inside the transaction that records a response, so that two
+// answers recorded at once cannot move the task from a stale status. Empty
+// results leave a field unchanged.
+type Move func(current string) (status, business string)
+
+// To is the Move to status and business whatever the current status.
+func To(status, business string) Move {
+	return func(string) (string, string) { return status, business }
+}
+
 // AddResponse records a response or progress message for a task and moves
-// the task to status and business (each unchanged when empty). When the task has a
+// the task as move decides (nil: no change). When the task has a
 // ResponseURL, the response is also queued for pushing there, after the
 // task's earlier ones. A response whose identity is already recorded
 // returns ErrDuplicate, with r.BundleID set to the recorded one, and
 // changes nothing.
-func (l *SQLite) AddResponse(ctx context.Context, r *Response, status, business string) error {
+func (l *SQLite) AddResponse(ctx context.Context, r *Response, move Move) error {
 	r.ReceivedAt = l.now()
 	return l.do(ctx, func(tx *wtx) error {
 		var seen string
@@ -25,6 +36,16 @@ func (l *SQLite) AddResponse(ctx context.Context, r *Response, status, business 
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
+		var current string
+		if err := tx.queryRow(`SELECT status FROM messages WHERE task_id = $1`, r.TaskID).Scan(&current); errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		status, business := "", ""
+		if move != nil {
+			status, business = move(current)
+		}
 		if _, err := tx.exec(`INSERT INTO responses (bundle_id, identity, task_id, code, body, received_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 			r.BundleID, r.Identity, r.TaskID, r.Code, nonNil(r.Body), l.ms(r.ReceivedAt)); err != nil {
 			return fmt.Errorf("ledger: insert response: %w", err)
@@ -34,11 +55,11 @@ func (l *SQLite) AddResponse(ctx context.Context, r *Response, status, business 
 			r.BundleID, l.ms(r.ReceivedAt), r.TaskID); err != nil {
 			return fmt.Errorf("ledger: queue callback: %w", err)
 		}
-		res, err := tx.exec(`UPDATE messages SET updated_at = $1,
+		_, err = tx.exec(`UPDATE messages SET updated_at = $1,
 			status = CASE WHEN $3 = '' THEN status ELSE $3 END,
 			business_status = CASE WHEN $4 = '' THEN business_status ELSE $4 END
 			WHERE task_id = $2`, l.ms(r.ReceivedAt), r.TaskID, status, business)
-		return affected(res, err)
+		return err
 	}, nil)
 }
 
