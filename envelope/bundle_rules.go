@@ -130,7 +130,13 @@ func (c *check) entryRules() {
 		}
 		ent := &c.msg.Entries[i]
 		if u := e.fullURL; u != nil {
-			ent.FullURL, _ = c.value(u, RuleFullURLPresent, path, ".fullUrl")
+			var ok bool
+			if ent.FullURL, ok = c.value(u, RuleFullURLPresent, path, ".fullUrl"); !ok {
+				if c.badFullURL == nil {
+					c.badFullURL = map[int]bool{}
+				}
+				c.badFullURL[i] = true
+			}
 		}
 		res := e.resource
 		switch {
@@ -245,7 +251,7 @@ func (c *check) value(v *node, rule Rule, path func(string) string, suffix strin
 func (c *check) fullURLRules() {
 	seen := make(map[string]int, len(c.msg.Entries))
 	for i, e := range c.msg.Entries {
-		if c.sc.entries[i].kind != '{' || (c.sc.entries[i].fullURL != nil && e.FullURL == "") {
+		if c.sc.entries[i].kind != '{' || c.badFullURL[i] {
 			continue // not an entry, or a fullUrl already reported as malformed
 		}
 		path := func() string { return "Bundle.entry[" + strconv.Itoa(i) + "].fullUrl" }

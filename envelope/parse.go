@@ -94,7 +94,10 @@ type check struct {
 	sc      *scanned
 	header  *node // the first entry's resource
 	msg     *Message
-	issues  []Issue
+	// badFullURL marks entries whose fullUrl entryRules already reported
+	// as malformed (not a string, too long).
+	badFullURL map[int]bool
+	issues     []Issue
 }
 
 func (c *check) note(sev Severity, code IssueType, rule Rule, expr, format string, args ...any) {

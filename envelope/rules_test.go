@@ -76,6 +76,7 @@ func TestRules(t *testing.T) {
 		{name: "bdl-15/r5-pass", base: baseR5},
 		{name: "bdl-15/r5-missing", base: baseR5, edits: []edit{del("entry.1.fullUrl")}, kind: ErrInvalid, rule: RuleFullURLPresent, expr: "Bundle.entry[1].fullUrl"},
 		{name: "bdl-15/r4-missing-warns", edits: []edit{del("entry.2.fullUrl")}, rule: RuleFullURLPresent, expr: "Bundle.entry[2].fullUrl"},
+		{name: "bdl-15/r5-empty", base: baseR5, edits: []edit{set("entry.1.fullUrl", "")}, kind: ErrInvalid, rule: RuleFullURLPresent, expr: "Bundle.entry[1].fullUrl"},
 
 		// bdl-7
 		{name: "bdl-7/duplicate", edits: []edit{set("entry.2.fullUrl", "urn:uuid:0d9d3a35-0000-4000-8000-000000000002")}, kind: ErrInvalid, rule: RuleFullURLUnique, expr: "Bundle.entry[2].fullUrl"},
