@@ -1,6 +1,5 @@
 package envelope
 
-import "fmt"
 
 // identityRule picks the message identity (see Identity for the order) and
 // warns when it had to fall back. A message with no identity at all is
@@ -37,7 +36,7 @@ func (c *check) identityRule() {
 		}
 		return
 	}
-	c.errorf(IssueRequired, RuleIdentity, order[0].expr, "%s",
-		fmt.Sprintf("the message has no identity: FHIR %s identifies a message by %s (or, failing that, %s or %s)",
-			c.version.Name(), order[0].source, order[1].source, order[2].source))
+	c.errorf(IssueRequired, RuleIdentity, order[0].expr,
+		"the message has no identity: FHIR %s identifies a message by %s (or, failing that, %s or %s)",
+		c.version.Name(), order[0].source, order[1].source, order[2].source)
 }

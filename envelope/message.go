@@ -189,9 +189,4 @@ type Identity struct {
 }
 
 // Key is the identity as one string: "system|value" or "value".
-func (i Identity) Key() string {
-	if i.System == "" {
-		return i.Value
-	}
-	return i.System + "|" + i.Value
-}
+func (i Identity) Key() string { return Identifier{System: i.System, Value: i.Value}.String() }
