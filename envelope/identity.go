@@ -1,6 +1,5 @@
 package envelope
 
-
 // identityRule picks the message identity (see Identity for the order) and
 // warns when it had to fall back. A message with no identity at all is
 // rejected: duplicates could not be detected nor responses correlated.
