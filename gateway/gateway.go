@@ -33,7 +33,7 @@ type Ledger interface {
 	Overdue(ctx context.Context, now time.Time, limit int) ([]*ledger.Message, error)
 	AddResponse(ctx context.Context, r *ledger.Response, move ledger.Move) error
 	AddUnmatched(ctx context.Context, r *ledger.Response) error
-	Responses(ctx context.Context, taskID string) ([]ledger.Response, error)
+	Outputs(ctx context.Context, taskIDs ...string) (map[string][]ledger.Response, error)
 	Bundle(ctx context.Context, bundleID string) (*ledger.Response, error)
 	Purge(ctx context.Context, before time.Time) (int, error)
 	Transition(ctx context.Context, taskID, status string, from []string, business string) (bool, error)

@@ -63,13 +63,17 @@ func (g *Gateway) searchTasks(c *gin.Context) {
 	}
 	b := bundle{ResourceType: "Bundle", Type: "searchset", Total: len(tasks),
 		Link: []link{{Relation: "self", URL: g.base + "/Task?" + c.Request.URL.RawQuery}}}
+	ids := make([]string, len(tasks))
+	for i, m := range tasks {
+		ids[i] = m.TaskID
+	}
+	outputs, err := g.ledger.Outputs(ctx, ids...)
+	if err != nil {
+		g.fail(c, asEdgeError(err))
+		return
+	}
 	for _, m := range tasks {
-		responses, err := g.ledger.Responses(ctx, m.TaskID)
-		if err != nil {
-			g.fail(c, asEdgeError(err))
-			return
-		}
-		b.Entry = append(b.Entry, entry{FullURL: g.base + "/Task/" + m.TaskID, Resource: renderTask(m, responses), Search: search{Mode: "match"}})
+		b.Entry = append(b.Entry, entry{FullURL: g.base + "/Task/" + m.TaskID, Resource: renderTask(m, outputs[m.TaskID]), Search: search{Mode: "match"}})
 	}
 	g.writeFHIR(c, http.StatusOK, g.version, envelope.Encode(b))
 }

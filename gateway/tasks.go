@@ -34,13 +34,13 @@ func (g *Gateway) readTask(c *gin.Context) {
 	if notModified(c, m.UpdatedAt) {
 		return
 	}
-	responses, err := g.ledger.Responses(ctx, m.TaskID)
+	outputs, err := g.ledger.Outputs(ctx, m.TaskID)
 	if err != nil {
 		g.fail(c, asEdgeError(err))
 		return
 	}
 	v, _ := envelope.ParseVersion(m.FHIRVersion)
-	g.writeFHIR(c, http.StatusOK, v, renderTask(m, responses))
+	g.writeFHIR(c, http.StatusOK, v, renderTask(m, outputs[m.TaskID]))
 }
 
 // readBundle is GET [base]/Bundle/{id}: a stored response message.

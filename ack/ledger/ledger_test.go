@@ -181,6 +181,10 @@ func TestAnswersAndResponses(t *testing.T) {
 	if m, _ := l.Task(ctx, "task-1"); m.Status != "accepted" {
 		t.Errorf("status %s", m.Status)
 	}
+	outs, err := l.Outputs(ctx, "task-1", "task-nope")
+	if got := outs["task-1"]; err != nil || len(outs) != 1 || len(got) != 2 || got[0].BundleID != "resp-0" || got[1].Code != "ok" || got[1].Body != nil {
+		t.Errorf("outputs %+v %v", outs, err)
+	}
 	if b, err := l.Bundle(ctx, "resp-1"); err != nil || b.TaskID != "task-1" {
 		t.Errorf("bundle %+v %v", b, err)
 	}

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -101,6 +102,33 @@ func (l *SQLite) Responses(ctx context.Context, taskID string) ([]Response, erro
 		}
 		r.ReceivedAt = fromMS(at)
 		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Outputs returns the responses of several tasks, each task's in the order
+// they arrived, without their bodies: what a Task lists as its outputs, read
+// in one query.
+func (l *SQLite) Outputs(ctx context.Context, taskIDs ...string) (map[string][]Response, error) {
+	ids, err := json.Marshal(taskIDs)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := l.read.QueryContext(ctx, `SELECT bundle_id, identity, task_id, code, received_at FROM responses
+		WHERE task_id IN (SELECT value FROM json_each($1)) ORDER BY received_at, rowid`, string(ids))
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read outputs: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string][]Response, len(taskIDs))
+	for rows.Next() {
+		var r Response
+		var at int64
+		if err := rows.Scan(&r.BundleID, &r.Identity, &r.TaskID, &r.Code, &at); err != nil {
+			return nil, fmt.Errorf("ledger: read outputs: %w", err)
+		}
+		r.ReceivedAt = fromMS(at)
+		out[r.TaskID] = append(out[r.TaskID], r)
 	}
 	return out, rows.Err()
 }
