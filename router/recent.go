@@ -5,7 +5,6 @@ package router
 type recentSet struct {
 	ring []int64
 	next int
-	full bool
 	set  map[int64]struct{}
 }
 
@@ -17,14 +16,14 @@ func (r *recentSet) add(seq int64) {
 	if _, ok := r.set[seq]; ok {
 		return
 	}
-	if r.full {
+	if len(r.set) == len(r.ring) { // full: forget the oldest
 		delete(r.set, r.ring[r.next])
 	}
 	r.ring[r.next] = seq
 	r.set[seq] = struct{}{}
 	r.next++
 	if r.next == len(r.ring) {
-		r.next, r.full = 0, true
+		r.next = 0
 	}
 }
 

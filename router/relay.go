@@ -182,8 +182,9 @@ func (r *Relay) round(ctx context.Context, ch *amqp.Channel, fromOutbox bool) (i
 	}
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(pending))
 	var publishErr error
+	exchange := r.cfg.Topology.RouteExchange()
 	for _, d := range pending {
-		c, err := ch.PublishWithDeferredConfirmWithContext(ctx, r.cfg.Topology.RouteExchange(), r.cfg.Topology.FillerKey(d.Filler), true, false, publishing(d))
+		c, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, r.cfg.Topology.FillerKey(d.Filler), true, false, publishing(d))
 		if err != nil {
 			publishErr = fmt.Errorf("publish: %w", err)
 			break
@@ -214,8 +215,6 @@ func (r *Relay) round(ctx context.Context, ch *amqp.Channel, fromOutbox bool) (i
 		}
 		for _, d := range done {
 			r.done.add(d.Seq)
-		}
-		for _, d := range done {
 			r.cfg.Log.Debug("message routed", zap.String("taskId", d.TaskID), zap.String("filler", d.Filler), zap.String("event", d.Event))
 		}
 	}

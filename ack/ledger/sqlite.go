@@ -141,7 +141,7 @@ func (l *SQLite) Run(ctx context.Context) error {
 	}
 }
 
-// checkpoints copies the WAL back into the database every second without
+// checkpoints copies the WAL back into the database every 5 seconds without
 // blocking the writer (PASSIVE), so the WAL stays small.
 func (l *SQLite) checkpoints(stop <-chan struct{}) {
 	tick := time.NewTicker(5 * time.Second)
