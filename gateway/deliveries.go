@@ -46,7 +46,7 @@ func (s deliverySink) Delivered(ctx context.Context, m adapters.Message, res ada
 				zap.String("taskId", m.TaskID), zap.String("filler", m.Filler), zap.String("rule", ruleOf(err)))
 			continue
 		}
-		_, _, err = g.recordResponse(ctx, msg)
+		err = g.recordResponse(ctx, msg)
 		switch {
 		case err == nil || errors.Is(err, ledger.ErrDuplicate):
 			answered = true
@@ -91,6 +91,6 @@ func (g *Gateway) answerPlacer(ctx context.Context, taskID string, request []byt
 	if err != nil {
 		return fmt.Errorf("gateway: its own response does not parse: %w", err)
 	}
-	_, _, err = g.recordResponse(ctx, resp)
+	err = g.recordResponse(ctx, resp)
 	return err
 }

@@ -67,18 +67,18 @@ func (g *Gateway) takeUnmatched(ctx context.Context, msg *envelope.Message) repl
 // recordResponse records a response message against the request it quotes
 // (see record). It returns ErrUnmatched when the response quotes no message
 // in custody.
-func (g *Gateway) recordResponse(ctx context.Context, msg *envelope.Message) (taskID, bundleID string, err error) {
+func (g *Gateway) recordResponse(ctx context.Context, msg *envelope.Message) error {
 	quoted := msg.Header.Response.Identifier
 	req, err := g.findRequest(ctx, quoted)
 	if errors.Is(err, ledger.ErrNotFound) {
 		g.log.Info("response matches no message in custody", zap.String("identity", msg.Identity.Key()), zap.String("quotes", quoted.String()))
-		return "", "", ErrUnmatched
+		return ErrUnmatched
 	}
 	if err != nil {
-		return "", "", err
+		return err
 	}
-	bundleID, err = g.record(ctx, req, msg)
-	return req.TaskID, bundleID, err
+	_, err = g.record(ctx, req, msg)
+	return err
 }
 
 // record stores a response or progress message in req's exchange, moves
