@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/fhirgw/fhirgw/testing/replay"
+	"github.com/fhirgw/fhirgw/cmd/replay"
 )
 
 // runReplay is `fhirgw replay`: it sends message fixtures to a running

@@ -11,7 +11,7 @@ import (
 	"github.com/fhirgw/fhirgw/gateway"
 	"github.com/fhirgw/fhirgw/testing/brokertest"
 	"github.com/fhirgw/fhirgw/testing/gatewaytest"
-	"github.com/fhirgw/fhirgw/testing/replay"
+	"github.com/fhirgw/fhirgw/cmd/replay"
 	"github.com/fhirgw/fhirgw/testing/samplefiller"
 	"github.com/fhirgw/fhirgw/testing/wait"
 	"github.com/gin-gonic/gin"
@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 // sample lab filler that answers ok and reports progress, as devstack does.
 func demoStack(t *testing.T) (*gatewaytest.Stack, *samplefiller.Filler) {
 	t.Helper()
-	cfg, err := gateway.LoadConfig(filepath.Join("..", "demo", "fhirgw.yaml"), func(string) string { return "" })
+	cfg, err := gateway.LoadConfig(filepath.Join("..", "..", "testing", "demo", "fhirgw.yaml"), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func demoStack(t *testing.T) (*gatewaytest.Stack, *samplefiller.Filler) {
 
 func projectPlan(t *testing.T) replay.Plan {
 	t.Helper()
-	m, err := replay.LoadManifest(filepath.Join("..", "fixtures", "manifest.yaml"))
+	m, err := replay.LoadManifest(filepath.Join("..", "..", "testing", "fixtures", "manifest.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,13 +134,13 @@ func TestPublicFixturesManifest(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "SOURCES.md")); err != nil {
 		t.Skipf("public fixtures not found at %s (set FHIRGW_PUBLIC_FIXTURES): %v", dir, err)
 	}
-	cfg, err := gateway.LoadConfig(filepath.Join("..", "public-fixtures", "fhirgw.yaml"), func(string) string { return "" })
+	cfg, err := gateway.LoadConfig(filepath.Join("..", "..", "testing", "public-fixtures", "fhirgw.yaml"), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	s := gatewaytest.Start(t, cfg)
-	m, err := replay.LoadManifest(filepath.Join("..", "public-fixtures", "manifest.yaml"))
+	m, err := replay.LoadManifest(filepath.Join("..", "..", "testing", "public-fixtures", "manifest.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

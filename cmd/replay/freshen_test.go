@@ -14,7 +14,7 @@ import (
 // projectFixture reads a file of testing/fixtures.
 func projectFixture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "fixtures", name))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testing", "fixtures", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestFreshenKeepsWhatFixturesSayAboutEachOther(t *testing.T) {
 }
 
 func TestFreshenLeavesInvalidMessagesAlone(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join("..", "fixtures", "invalid", "*.json"))
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testing", "fixtures", "invalid", "*.json"))
 	if len(files) == 0 {
 		t.Fatal("no invalid fixtures")
 	}
