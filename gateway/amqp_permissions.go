@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"github.com/fhirgw/fhirgw/adapters"
 	"regexp"
 	"strings"
 )
@@ -32,7 +33,8 @@ func (c Config) PartnerPermissions(id string) (AMQPPermissions, error) {
 	topo := c.Topology()
 	amqpFillers := map[string]bool{}
 	for _, f := range c.Fillers {
-		amqpFillers[f.ID] = f.Adapter == "amqp"
+		kind, _ := adapters.KindOf(f.Adapter)
+		amqpFillers[f.ID] = !kind.Driven()
 	}
 	reads := []string{regexp.QuoteMeta(topo.ReplyQueue(p.ID))}
 	for _, f := range p.Fillers {

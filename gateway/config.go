@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/fhirgw/fhirgw/adapters"
 	"io"
 	"net/url"
 	"os"
@@ -95,6 +96,11 @@ type FillerConfig struct {
 	// Concurrency is how many messages the http adapter delivers at once
 	// (default 1: in order).
 	Concurrency int `yaml:"concurrency"`
+}
+
+// Spec is the filler's configuration as its adapter kind reads it.
+func (f FillerConfig) Spec() adapters.Spec {
+	return adapters.Spec{URL: f.URL, Async: f.Async, Headers: f.Headers, Timeout: f.Timeout.Std()}
 }
 
 // RetryConfig bounds how deliveries to a filler are retried.

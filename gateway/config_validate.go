@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/fhirgw/fhirgw/adapters"
 	"net/url"
 	"strings"
 
@@ -76,14 +77,11 @@ func (c Config) Validate() error {
 		if f.Retry.MaxAttempts >= router.DefaultDeliveryLimit {
 			bad("fillers[%d] (%s): retry.maxAttempts must stay under the queue's delivery limit of %d", i, f.ID, router.DefaultDeliveryLimit)
 		}
-		switch f.Adapter {
-		case "amqp":
-		case "http", "rest":
-			if u, err := url.Parse(f.URL); err != nil || u.Scheme == "" || u.Host == "" {
-				bad("fillers[%d] (%s): adapter %s needs an absolute url", i, f.ID, f.Adapter)
-			}
-		default:
-			bad("fillers[%d] (%s): adapter %q is unknown; use http, rest or amqp", i, f.ID, f.Adapter)
+		kind, ok := adapters.KindOf(f.Adapter)
+		if !ok {
+			bad("fillers[%d] (%s): adapter %q is unknown; use %s", i, f.ID, f.Adapter, adapters.KindNames())
+		} else if err := kind.Check(f.Spec()); err != nil {
+			bad("fillers[%d] (%s): %v", i, f.ID, err)
 		}
 	}
 	for i, r := range c.Routes {

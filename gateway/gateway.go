@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fhirgw/fhirgw/adapters"
 	"net"
 	"net/http"
 	"strings"
@@ -133,7 +134,8 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.httpFillers = map[string]bool{}
 	for _, f := range opts.Config.Fillers {
-		g.httpFillers[f.ID] = f.Adapter == "http" || f.Adapter == "rest"
+		kind, _ := adapters.KindOf(f.Adapter)
+		g.httpFillers[f.ID] = kind.Driven()
 	}
 	g.pusher = opts.Pusher
 	g.ingressUp = opts.IngressReady

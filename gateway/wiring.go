@@ -38,16 +38,11 @@ func (c Config) FillerWorkers(sink adapters.Sink, log *zap.Logger) ([]*adapters.
 	topo := c.Topology()
 	var workers []*adapters.Worker
 	for _, f := range c.Fillers {
-		var a adapters.Adapter
-		var err error
-		switch f.Adapter {
-		case "http":
-			a, err = adapters.NewHTTP(adapters.HTTPConfig{URL: f.URL, Async: f.Async, Headers: f.Headers, Timeout: f.Timeout.Std()})
-		case "rest":
-			a, err = adapters.NewREST(adapters.RESTConfig{URL: f.URL, Headers: f.Headers, Timeout: f.Timeout.Std()})
-		default:
+		kind, _ := adapters.KindOf(f.Adapter)
+		if !kind.Driven() {
 			continue
 		}
+		a, err := kind.New(f.Spec())
 		if err != nil {
 			return nil, fmt.Errorf("filler %s: %w", f.ID, err)
 		}
