@@ -3,6 +3,7 @@ package ack
 import (
 	"strings"
 
+	"github.com/fhirgw/fhirgw/ack/ledger"
 	"github.com/fhirgw/fhirgw/envelope"
 )
 
@@ -78,36 +79,15 @@ func dedupe(keys []string) []string {
 	return out
 }
 
-// Task statuses an exchange walks through, with their order: a Task only
-// moves forward, and a terminal status is final.
-var statusRank = map[string]int{
-	"requested": 0, "received": 1, "accepted": 2, "ready": 2, "on-hold": 3, "in-progress": 3,
-	"completed": 9, "rejected": 9, "failed": 9, "cancelled": 9,
-}
-
-// Terminal reports whether a Task status is final.
-func Terminal(status string) bool { return statusRank[status] == 9 }
-
-// Advance returns the status a Task at current takes when proposed arrives,
-// and whether it changes: only forward, never out of a terminal status.
-func Advance(current, proposed string) (string, bool) {
-	cur, okCur := statusRank[current]
-	next, okNext := statusRank[proposed]
-	if !okNext || proposed == current || (okCur && (cur == 9 || next <= cur && next != 9)) {
-		return current, false
-	}
-	return proposed, true
-}
-
 // Progress reads the status a response or progress message reports: a Task
 // in it gives its status and businessStatus; otherwise a result (a
 // DiagnosticReport or Observation) in progress or final; otherwise the
 // response code (ok accepts, fatal-error rejects). Empty: no change.
-func Progress(m *envelope.Message) (status, business string) {
+func Progress(m *envelope.Message) (status ledger.Status, business string) {
 	for _, e := range m.Entries[1:] {
 		if e.ResourceType == "Task" {
-			if _, ok := statusRank[e.Status]; ok {
-				return e.Status, e.BusinessStatus
+			if s := ledger.Status(e.Status); s.Known() {
+				return s, e.BusinessStatus
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package ack
 
 import (
+	"github.com/fhirgw/fhirgw/ack/ledger"
 	"slices"
 	"testing"
 
@@ -56,7 +57,11 @@ func TestFocusAndProgressKeysMeet(t *testing.T) {
 }
 
 func TestProgress(t *testing.T) {
-	cases := []struct{ res, status, business string }{
+	cases := []struct {
+		res      string
+		status   ledger.Status
+		business string
+	}{
 		{`{"fullUrl":"urn:uuid:3","resource":{"resourceType":"Task","id":"t","status":"in-progress","intent":"order","businessStatus":{"text":"specimen received"}}}`, "in-progress", "specimen received"},
 		{`{"fullUrl":"urn:uuid:3","resource":{"resourceType":"DiagnosticReport","id":"r","status":"preliminary"}}`, "in-progress", "result preliminary"},
 		{`{"fullUrl":"urn:uuid:3","resource":{"resourceType":"DiagnosticReport","id":"r","status":"final"}}`, "completed", "result final"},
@@ -65,28 +70,6 @@ func TestProgress(t *testing.T) {
 	for _, tc := range cases {
 		if s, b := Progress(parse(t, progress(tc.res))); s != tc.status || b != tc.business {
 			t.Errorf("%s: %q %q, want %q %q", tc.res, s, b, tc.status, tc.business)
-		}
-	}
-}
-
-func TestAdvance(t *testing.T) {
-	cases := []struct {
-		from, to, want string
-		moved          bool
-	}{
-		{"requested", "accepted", "accepted", true},
-		{"accepted", "received", "accepted", false},
-		{"accepted", "in-progress", "in-progress", true},
-		{"in-progress", "in-progress", "in-progress", false},
-		{"in-progress", "completed", "completed", true},
-		{"completed", "in-progress", "completed", false},
-		{"completed", "failed", "completed", false},
-		{"requested", "rejected", "rejected", true},
-		{"accepted", "bogus", "accepted", false},
-	}
-	for _, tc := range cases {
-		if got, moved := Advance(tc.from, tc.to); got != tc.want || moved != tc.moved {
-			t.Errorf("%s -> %s: %s %v, want %s %v", tc.from, tc.to, got, moved, tc.want, tc.moved)
 		}
 	}
 }

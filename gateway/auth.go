@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"github.com/fhirgw/fhirgw/ack/ledger"
 	"net/http"
 	"strings"
 
@@ -185,3 +186,32 @@ func (p *partner) mayCallBack(target string) bool {
 	}
 	return false
 }
+
+// id is the partner's id ("" for the anonymous scope of auth.disabled).
+func (p *partner) id() string {
+	if p == nil {
+		return ""
+	}
+	return p.ID
+}
+
+// visible is what p may read, search and follow: the exchanges it placed
+// and those routed to a filler it answers for.
+func (p *partner) visible() ledger.Scope {
+	if p == nil {
+		return ledger.Scope{}
+	}
+	return ledger.Scope{Placer: p.ID, Fillers: p.Fillers}
+}
+
+// asFiller is where p's responses and progress may correlate: the
+// exchanges routed to a filler it answers for.
+func (p *partner) asFiller() ledger.Scope {
+	if p == nil {
+		return ledger.Scope{}
+	}
+	return ledger.FillerScope(p.Fillers)
+}
+
+// asPlacer is where p's cancellations may correlate: its own orders.
+func (p *partner) asPlacer() ledger.Scope { return ledger.PlacerScope(p.id()) }

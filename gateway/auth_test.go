@@ -99,8 +99,13 @@ func TestAuthorizedPlacerAndFiller(t *testing.T) {
 	}
 	order, _ := envelope.NewParser(envelope.Options{}).Parse(orderBody, envelope.R4)
 	ack, _ := envelope.Responder{Sender: envelope.Sender{Name: "lab", Endpoint: "https://lab.example/fhir"}}.Response(order, envelope.ResponseOK, nil)
-	if got := post(t, s, ack, "async=true", placer); got.Status != http.StatusForbidden {
+	// The placer is no filler of its order: in its scope the response
+	// quotes nothing (kept, readable by the placer only) and moves nothing.
+	if got := post(t, s, ack, "async=true", placer); got.Status != http.StatusUnprocessableEntity {
 		t.Errorf("the placer answering for the lab: %d", got.Status)
+	}
+	if tv := readTaskAs(t, r.Header.Get("Content-Location"), "placer-key"); tv.Status != "requested" {
+		t.Errorf("the placer's answer moved its order to %s", tv.Status)
 	}
 	if got := post(t, s, ack, "async=true", http.Header{"X-Api-Key": {"lab-key"}}); got.Status != http.StatusOK {
 		t.Errorf("the lab's acknowledgement: %d %s", got.Status, got.Body)

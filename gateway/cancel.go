@@ -12,39 +12,50 @@ import (
 )
 
 // cancelBeforeDelivery handles a message whose event is a route's
-// cancelEvent (the caller has checked that it is): when the order it cancels (found by its focus) is still
-// waiting for delivery to fillers the gateway delivers itself (http), the
-// order is cancelled and never delivered, and the cancellation is answered
-// 200. It reports false when the message must be routed like any other
-// (no such order, already delivered, or a filler that consumes its queue
-// itself).
-func (g *Gateway) cancelBeforeDelivery(ctx context.Context, msg *envelope.Message) (reply, bool) {
-	if prior, err := g.ledger.ByIdentity(ctx, msg.Identity.Key()); err == nil {
+// cancelEvent (the caller has checked that it is). It looks for the order
+// it cancels (by its focus) among the sender's own orders only: none is a
+// 422 and the cancellation is never routed. When the order is still waiting
+// for delivery to fillers the gateway delivers itself, it is cancelled and
+// never delivered, and the cancellation is answered 200. It reports false
+// when the message must be routed like any other (already delivered, or a
+// filler that consumes its queue itself).
+func (g *Gateway) cancelBeforeDelivery(ctx context.Context, from *partner, msg *envelope.Message) (reply, bool) {
+	if prior, err := g.ledger.ByIdentity(ctx, msg.Identity.Key(), from.asPlacer()); err == nil {
 		return g.replayed(msg.Version, prior), true // a cancellation sent again
 	}
-	order, err := g.ledger.ByFocusKey(ctx, ack.FocusKeys(msg))
-	if err != nil || order.Status != "requested" || !g.deliversItself(order.Fillers) {
+	orders, err := g.ledger.ByFocusKey(ctx, ack.FocusKeys(msg), from.asPlacer())
+	if err != nil {
+		return g.failRecording(err), true
+	}
+	if len(orders) == 0 {
+		g.log.Info("cancellation matches no order of its sender", zap.String("identity", msg.Identity.Key()), zap.String("partner", from.id()))
+		return g.errorReply(edgeError(http.StatusUnprocessableEntity, ErrNoSuchOrder, envelope.IssueNotFound, "Bundle.entry[0].resource.focus",
+			"the cancellation matches no order of yours in the gateway's custody; it was not routed")), true
+	}
+	order := orders[0]
+	if order.Status != ledger.StatusRequested || !g.deliversItself(order.Fillers) {
 		return reply{}, false
 	}
 	why := fmt.Sprintf("cancelled by message %s before delivery", msg.Identity.Key())
-	moved, err := g.ledger.Transition(ctx, order.TaskID, "cancelled", []string{"requested"}, why)
-	if err != nil || !moved {
+	a, err := g.ledger.Apply(ctx, order.TaskID, ledger.Change{Kind: ledger.ChangeCancelled, Partner: from.id(), Detail: msg.Identity.Key()},
+		ledger.From(ledger.StatusCancelled, why, ledger.StatusRequested))
+	if err != nil || !a.Changed {
 		return reply{}, false
 	}
 	g.log.Info("order cancelled before delivery", zap.String("taskId", order.TaskID), zap.String("by", msg.Identity.Key()))
-	return g.recordCancellation(ctx, msg, order), true
+	return g.recordCancellation(ctx, from, msg, order), true
 }
 
 // recordCancellation keeps the cancellation message, with its answer, so
 // that a resend of it is answered the same.
-func (g *Gateway) recordCancellation(ctx context.Context, msg *envelope.Message, order *ledger.Message) reply {
+func (g *Gateway) recordCancellation(ctx context.Context, from *partner, msg *envelope.Message, order *ledger.Message) reply {
 	a := ledger.Answer{Status: http.StatusOK, ContentType: contentType(msg.Version),
 		Body: information(fmt.Sprintf("Task/%s (message %s) was cancelled before it was delivered", order.TaskID, order.Identity))}
 	taskID := g.newID()
 	m := &ledger.Message{
-		TaskID: taskID, Identity: msg.Identity.Key(), BundleID: msg.BundleID, HeaderID: msg.Header.ID,
+		TaskID: taskID, Identity: msg.Identity.Key(), Placer: from.id(), BundleID: msg.BundleID, HeaderID: msg.Header.ID,
 		FHIRVersion: msg.Version.String(), Event: msg.Header.Event.Key(), Body: msg.Raw,
-		Status: "completed", BusinessStatus: "cancelled Task/" + order.TaskID, Answer: a,
+		Status: ledger.StatusCompleted, BusinessStatus: "cancelled Task/" + order.TaskID, Answer: a,
 	}
 	if err := g.ledger.Accept(ctx, m); err != nil {
 		g.log.Warn("recording a cancellation failed", zap.String("taskId", order.TaskID), zap.Error(err))

@@ -34,6 +34,9 @@ type Config struct {
 	Auth                 AuthConfig      `yaml:"auth"`
 	Partners             []PartnerConfig `yaml:"partners"`
 	Outbox               OutboxConfig    `yaml:"outbox"`
+	// Retention is how long a closed exchange is kept (default 720h); an
+	// open one is never purged.
+	Retention Duration `yaml:"retention"`
 }
 
 // HTTPConfig is the HTTP edge.
@@ -137,6 +140,9 @@ type JWTConfig struct {
 	Issuer   string `yaml:"issuer"`
 	JWKSURL  string `yaml:"jwksUrl"`
 	Audience string `yaml:"audience"`
+	// Subject, when set, is the token's sub claim (or client_id, when it has
+	// no sub) that tells this partner apart from others of the issuer.
+	Subject string `yaml:"subject"`
 }
 
 // OutboxConfig bounds what the gateway holds for a broker that is away.
@@ -177,6 +183,7 @@ func DefaultConfig() Config {
 		Ledger:               LedgerConfig{Driver: "sqlite", DSN: "./data/fhirgw.db"},
 		ReliableCacheMinutes: 1440,
 		Outbox:               OutboxConfig{MaxBacklog: 10000, RetryAfter: Duration(5 * time.Second)},
+		Retention:            Duration(720 * time.Hour),
 	}
 }
 

@@ -70,6 +70,9 @@ func (c Config) Validate() error {
 	if c.Outbox.MaxBacklog <= 0 {
 		bad("outbox.maxBacklog must be positive")
 	}
+	if c.Retention <= 0 {
+		bad("retention must be a positive duration (e.g. 720h)")
+	}
 
 	fillers := map[string]bool{}
 	for i, f := range c.Fillers {

@@ -110,15 +110,24 @@ func labConversation(t *testing.T, fixturePath string, v envelope.Version) {
 			`{"fullUrl":"urn:uuid:7b7b7b7b-0000-4000-8000-000000000003","resource":{"resourceType":"DiagnosticReport","id":"report","status":"final",
 			"code":{"text":"CBC"},"basedOn":[{"identifier":{"system":"%s","value":"%s"}}]}}`, sr.Identifiers[0].System, sr.Identifiers[0].Value))},
 	}
-	var lastModified string
+	var lastModified, etag string
 	for i, step := range steps {
 		if i > 0 {
-			// Last-Modified has a resolution of a second: between changes,
-			// a poll with the last value must get 304.
-			if r := gatewaytest.Do(t, http.MethodGet, task, nil, http.Header{"If-Modified-Since": {lastModified}}); r.Status != http.StatusNotModified {
+			// Between changes, a poll with the last ETag gets 304; one with
+			// the last Last-Modified gets 200, since HTTP dates have whole
+			// seconds and the Task changed within that second; a second
+			// later, it gets 304.
+			if r := gatewaytest.Do(t, http.MethodGet, task, nil, http.Header{"If-None-Match": {etag}}); r.Status != http.StatusNotModified {
 				t.Fatalf("before %s: poll %d, want 304", step.name, r.Status)
 			}
-			time.Sleep(1100 * time.Millisecond)
+			if r := gatewaytest.Do(t, http.MethodGet, task, nil, http.Header{"If-Modified-Since": {lastModified}}); r.Status != http.StatusOK {
+				t.Fatalf("before %s: poll since the second of the last change %d, want 200", step.name, r.Status)
+			}
+			lm, _ := http.ParseTime(lastModified)
+			later := lm.Add(time.Second).Format(http.TimeFormat)
+			if r := gatewaytest.Do(t, http.MethodGet, task, nil, http.Header{"If-Modified-Since": {later}}); r.Status != http.StatusNotModified {
+				t.Fatalf("before %s: poll since the second after the last change %d, want 304", step.name, r.Status)
+			}
 		}
 		// The lab sends its message to the gateway.
 		if r := s.Post(t, step.body, "async=true", ct); r.Status != http.StatusOK {
@@ -132,7 +141,7 @@ func labConversation(t *testing.T, fixturePath string, v envelope.Version) {
 		if tv.Status != step.status || tv.BusinessStatus.Text != step.business || len(tv.Output) != i+1 {
 			t.Fatalf("after %s: task %+v, want %s / %s with %d outputs", step.name, tv, step.status, step.business, i+1)
 		}
-		lastModified = r.Header.Get("Last-Modified")
+		lastModified, etag = r.Header.Get("Last-Modified"), r.Header.Get("ETag")
 	}
 
 	wait.For(20*time.Second, func() bool { return len(placer.received()) >= len(steps) })
@@ -177,7 +186,7 @@ func TestTaskSearchForPolling(t *testing.T) {
 	}
 	type searchset struct {
 		ResourceType, Type string
-		Total              int
+		Total              *int
 		Entry              []struct {
 			FullURL  string
 			Resource struct{ ID, Status string }
@@ -192,20 +201,26 @@ func TestTaskSearchForPolling(t *testing.T) {
 		}
 		return b
 	}
-	if b := search("_lastUpdated=gt" + before); b.Total != 2 {
-		t.Errorf("updated since before: %d", b.Total)
+	if b := search("_lastUpdated=gt" + before); len(b.Entry) != 2 || b.Total != nil {
+		t.Errorf("updated since before: %+v (total only when asked)", b)
 	}
-	if b := search("identifier=" + gateway.IdentitySystem + "|4b0c2d1e-7f6a-4e3b-9c8d-1a2b3c4d5e01"); b.Total != 1 ||
+	if b := search("_lastUpdated=gt" + before + "&_total=accurate"); b.Total == nil || *b.Total != 2 {
+		t.Errorf("updated since before, with the total: %+v", b)
+	}
+	if b := search("identifier=" + gateway.IdentitySystem + "|4b0c2d1e-7f6a-4e3b-9c8d-1a2b3c4d5e01"); len(b.Entry) != 1 ||
 		b.Entry[0].FullURL != first.Header.Get("Content-Location") {
 		t.Errorf("by identifier: %+v", b)
 	}
-	if b := search("status=completed,cancelled"); b.Total != 0 {
+	if b := search("status=completed,cancelled"); len(b.Entry) != 0 {
 		t.Errorf("by status: %+v", b)
 	}
-	if b := search("_lastUpdated=gt" + time.Now().UTC().Add(time.Hour).Format(time.RFC3339)); b.Total != 0 {
+	if b := search("_lastUpdated=gt" + time.Now().UTC().Add(time.Hour).Format(time.RFC3339)); len(b.Entry) != 0 {
 		t.Errorf("updated in the future: %+v", b)
 	}
-	if r := s.Get(t, "/Task?_lastUpdated=lt2026-01-01", nil); r.Status != http.StatusBadRequest {
+	if b := search("_lastUpdated=lt" + before); len(b.Entry) != 0 {
+		t.Errorf("updated before the test: %+v", b)
+	}
+	if r := s.Get(t, "/Task?_lastUpdated=eq2026-01-01", nil); r.Status != http.StatusBadRequest {
 		t.Errorf("an unsupported prefix: %d", r.Status)
 	}
 }

@@ -23,14 +23,14 @@ var _ adapters.Sink = deliverySink{}
 
 // Deliverable is false for a cancelled task.
 func (s deliverySink) Deliverable(ctx context.Context, taskID string) (bool, error) {
-	m, err := s.g.ledger.Task(ctx, taskID)
+	m, err := s.g.ledger.Task(ctx, taskID, ledger.Anyone)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return true, nil // forgotten after the duplicate window: still owed
 	}
 	if err != nil {
 		return false, err
 	}
-	return m.Status != "cancelled", nil
+	return m.Status != ledger.StatusCancelled, nil
 }
 
 // Delivered records what the filler answered in the exchange, which moves
@@ -46,7 +46,7 @@ func (s deliverySink) Delivered(ctx context.Context, m adapters.Message, res ada
 				zap.String("taskId", m.TaskID), zap.String("filler", m.Filler), zap.String("rule", ruleOf(err)))
 			continue
 		}
-		err = g.recordResponse(ctx, msg)
+		err = g.recordResponse(ctx, "", ledger.FillerScope([]string{m.Filler}), msg)
 		switch {
 		case err == nil || errors.Is(err, ledger.ErrDuplicate):
 			answered = true
@@ -59,16 +59,24 @@ func (s deliverySink) Delivered(ctx context.Context, m adapters.Message, res ada
 	if answered {
 		return nil // the answer moved the Task past received
 	}
-	_, err := g.ledger.Transition(ctx, m.TaskID, "received", []string{"requested"}, "delivered to "+m.Filler)
+	_, err := g.ledger.Apply(ctx, m.TaskID, ledger.Change{Kind: ledger.ChangeDelivered, Detail: m.Filler},
+		ledger.From(ledger.StatusReceived, "delivered to "+m.Filler, ledger.StatusRequested))
 	return err
 }
 
-// Parked fails the Task and answers the placer with a transient-error
-// response that says why.
+// Parked fails the Task (unless it already ended: a result another filler
+// delivered stands) and answers the placer with a transient-error response
+// that says why.
 func (s deliverySink) Parked(ctx context.Context, m adapters.Message, reason string) error {
 	g := s.g
 	business := fmt.Sprintf("delivery to %s failed: %s", m.Filler, reason)
-	if _, err := g.ledger.Transition(ctx, m.TaskID, "failed", nil, business); err != nil {
+	a, err := g.ledger.Apply(ctx, m.TaskID, ledger.Change{Kind: ledger.ChangeParked, Detail: m.Filler}, func(current ledger.Status) (ledger.Status, string) {
+		if current.Terminal() {
+			return "", ""
+		}
+		return ledger.StatusFailed, business
+	})
+	if err != nil || !a.Changed {
 		return err
 	}
 	return g.answerPlacer(ctx, m.TaskID, m.Body, m.FHIRVersion, envelope.ResponseTransientError, business)
@@ -91,6 +99,5 @@ func (g *Gateway) answerPlacer(ctx context.Context, taskID string, request []byt
 	if err != nil {
 		return fmt.Errorf("gateway: its own response does not parse: %w", err)
 	}
-	err = g.recordResponse(ctx, resp)
-	return err
+	return g.recordResponse(ctx, "", ledger.Anyone, resp)
 }

@@ -51,6 +51,7 @@ func httpConfig(url string) gateway.Config {
 }
 
 type taskView struct {
+	Meta           struct{ VersionID string }
 	Status         string
 	BusinessStatus struct{ Text string }
 	Output         []struct{ ValueReference struct{ Reference string } }

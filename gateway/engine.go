@@ -25,6 +25,8 @@ func (g *Gateway) routesEngine(reg *prometheus.Registry) *gin.Engine {
 	fhir.POST("/$process-message", g.processMessage)
 	fhir.GET("/Task", g.searchTasks)
 	fhir.GET("/Task/:id", g.readTask)
+	fhir.GET("/Task/:id/_history", g.taskHistory)
+	fhir.GET("/Task/:id/_history/:vid", g.readTaskVersion)
 	fhir.GET("/Bundle/:id", g.readBundle)
 	e.GET("/healthz", g.healthz)
 	e.GET("/readyz", g.readyz)

@@ -50,6 +50,10 @@ var (
 	ErrBundleIDReused = errors.New("Bundle.id reused")
 	ErrUnauthorized   = errors.New("no or bad credentials")
 	ErrForbidden      = errors.New("not allowed for this partner")
+	ErrIdentityTaken  = errors.New("message identity held by another sender")
+	ErrNoSuchOrder    = errors.New("cancellation matches no order of the sender")
+	ErrAmbiguous      = errors.New("message matches exchanges of several placers")
+	ErrSearch         = errors.New("search parameter not understood")
 )
 
 // edgeError builds an Error with one issue.

@@ -23,21 +23,24 @@ import (
 	"go.uber.org/zap"
 )
 
-// Ledger is what the gateway needs of the durable ledger.
+// Ledger is what the gateway needs of the durable ledger (see
+// ledger.Ledger for the contract of each method).
 type Ledger interface {
 	Accept(ctx context.Context, m *ledger.Message) error
 	SetAnswer(ctx context.Context, taskID string, a ledger.Answer) error
-	Task(ctx context.Context, taskID string) (*ledger.Message, error)
-	ByIdentity(ctx context.Context, identity string) (*ledger.Message, error)
-	ByFocusKey(ctx context.Context, keys []string) (*ledger.Message, error)
-	SearchTasks(ctx context.Context, q ledger.TaskQuery) ([]*ledger.Message, error)
-	Overdue(ctx context.Context, now time.Time, limit int) ([]*ledger.Message, error)
+	Apply(ctx context.Context, taskID string, c ledger.Change, move ledger.Move) (ledger.Applied, error)
 	AddResponse(ctx context.Context, r *ledger.Response, move ledger.Move) error
 	AddUnmatched(ctx context.Context, r *ledger.Response) error
+	Task(ctx context.Context, taskID string, scope ledger.Scope) (*ledger.Message, error)
+	TaskVersion(ctx context.Context, taskID string, version int, scope ledger.Scope) (*ledger.Message, error)
+	History(ctx context.Context, taskID string, scope ledger.Scope) ([]*ledger.Message, error)
+	ByIdentity(ctx context.Context, identity string, scope ledger.Scope) (*ledger.Message, error)
+	ByFocusKey(ctx context.Context, keys []string, scope ledger.Scope) ([]*ledger.Message, error)
+	SearchTasks(ctx context.Context, q ledger.TaskQuery) ([]*ledger.Message, int, error)
+	Overdue(ctx context.Context, now time.Time, limit int) ([]*ledger.Message, error)
 	Outputs(ctx context.Context, taskIDs ...string) (map[string][]ledger.Response, error)
-	Bundle(ctx context.Context, bundleID string) (*ledger.Response, error)
-	Purge(ctx context.Context, before time.Time) (int, error)
-	Transition(ctx context.Context, taskID, status string, from []string, business string) (bool, error)
+	Bundle(ctx context.Context, bundleID string, scope ledger.Scope) (*ledger.Response, error)
+	Purge(ctx context.Context, closedBefore time.Time, limit int) (int, error)
 	Backlog() int
 }
 
@@ -63,8 +66,8 @@ type Options struct {
 	NewID func() string
 	// Version is the fhirgw version reported as software.
 	Version string
-	// PurgeInterval is how often messages past reliableCacheMinutes are
-	// purged (default a tenth of the window, at most a minute).
+	// PurgeInterval is how often closed exchanges past the retention are
+	// purged (default a minute).
 	PurgeInterval time.Duration
 	// Pusher, when set, is told when an answer is queued for a placer.
 	Pusher interface{ Notify() }
@@ -145,7 +148,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.purgeEvery = opts.PurgeInterval
 	if g.purgeEvery <= 0 {
-		g.purgeEvery = min(time.Duration(opts.Config.ReliableCacheMinutes)*time.Minute/10, time.Minute)
+		g.purgeEvery = time.Minute
 	}
 	g.responder = envelope.Responder{
 		Sender: envelope.Sender{Name: "fhirgw", Software: "fhirgw", Version: opts.Version, Endpoint: g.base},
@@ -188,11 +191,10 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener, grace time.Duratio
 	return nil
 }
 
-// housekeeping forgets messages older than the duplicate-detection window
-// and fails exchanges whose filler stayed silent past the route's
+// housekeeping purges closed exchanges past the retention, in batches, and
+// fails exchanges whose filler stayed silent past the route's
 // acknowledgement deadline.
 func (g *Gateway) housekeeping(ctx context.Context) {
-	window := time.Duration(g.cfg.ReliableCacheMinutes) * time.Minute
 	purge := time.NewTicker(g.purgeEvery)
 	defer purge.Stop()
 	sweep := time.NewTicker(g.sweepEvery)
@@ -202,15 +204,37 @@ func (g *Gateway) housekeeping(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-purge.C:
-			n, err := g.ledger.Purge(ctx, g.now().Add(-window))
-			if err != nil && ctx.Err() == nil {
-				g.log.Warn("purging the duplicate cache failed", zap.Error(err))
-			} else if n > 0 {
-				g.log.Info("purged messages past the duplicate-detection window", zap.Int("messages", n))
-			}
+			g.purgeClosed(ctx)
 		case <-sweep.C:
 			g.sweepOverdue(ctx)
 		}
+	}
+}
+
+// purgeBatch bounds one purge transaction, so that purging never stalls
+// intake for long.
+const purgeBatch = 500
+
+// purgeClosed removes the closed exchanges past the retention, a batch at a
+// time, yielding to intake between batches.
+func (g *Gateway) purgeClosed(ctx context.Context) {
+	cutoff := g.now().Add(-g.cfg.Retention.Std())
+	total := 0
+	for ctx.Err() == nil {
+		n, err := g.ledger.Purge(ctx, cutoff, purgeBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				g.log.Warn("purging closed exchanges failed", zap.Error(err))
+			}
+			return
+		}
+		total += n
+		if n < purgeBatch {
+			break
+		}
+	}
+	if total > 0 {
+		g.log.Info("purged closed exchanges past the retention", zap.Int("exchanges", total))
 	}
 }
 
@@ -227,8 +251,9 @@ func (g *Gateway) sweepOverdue(ctx context.Context) {
 	for _, m := range overdue {
 		why := fmt.Sprintf("no acknowledgement from %s within the deadline (%s)", strings.Join(m.Fillers, ", "),
 			m.AckDue.Sub(m.ReceivedAt).Round(time.Second))
-		moved, err := g.ledger.Transition(ctx, m.TaskID, "failed", []string{"requested", "received"}, "acknowledgement overdue: "+why)
-		if err != nil || !moved {
+		a, err := g.ledger.Apply(ctx, m.TaskID, ledger.Change{Kind: ledger.ChangeDeadline},
+			ledger.From(ledger.StatusFailed, "acknowledgement overdue: "+why, ledger.StatusRequested, ledger.StatusReceived))
+		if err != nil || !a.Changed {
 			continue
 		}
 		g.log.Warn("acknowledgement overdue", zap.String("taskId", m.TaskID), zap.Strings("fillers", m.Fillers))

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"github.com/fhirgw/fhirgw/ack/ledger"
 	"net/http"
 	"time"
 
@@ -19,7 +20,7 @@ func (g *Gateway) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	broker := g.relay.Ready() && (g.ingressUp == nil || g.ingressUp())
-	_, err := g.ledger.Task(ctx, "readiness-probe")
+	_, err := g.ledger.Task(ctx, "readiness-probe", ledger.Anyone)
 	ledgerOK := err == nil || isNotFound(err)
 	status := http.StatusOK
 	if !broker || !ledgerOK {

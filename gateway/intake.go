@@ -68,7 +68,7 @@ func readSize(contentLength int64, limit int) int {
 // OperationOutcome), its callback and its outbox entries, and wakes the
 // relay. It returns the answer; a duplicate returns the ledger's
 // *ledger.DuplicateError, which holds the original.
-func (g *Gateway) custody(ctx context.Context, msg *envelope.Message, route router.Route, callback, taskID string) (ledger.Answer, error) {
+func (g *Gateway) custody(ctx context.Context, from *partner, msg *envelope.Message, route router.Route, callback, taskID string) (ledger.Answer, error) {
 	if n := g.ledger.Backlog(); n >= g.cfg.Outbox.MaxBacklog {
 		return ledger.Answer{}, g.unavailable(nil, "the gateway holds %d messages the broker has not taken yet; retry later", n)
 	}
@@ -76,9 +76,9 @@ func (g *Gateway) custody(ctx context.Context, msg *envelope.Message, route rout
 		"message %s is in the gateway's custody, on its way to %s; follow it at Task/%s",
 		msg.Identity.Key(), strings.Join(route.Fillers, ", "), taskID))}
 	m := &ledger.Message{
-		TaskID: taskID, Identity: msg.Identity.Key(), BundleID: msg.BundleID, HeaderID: msg.Header.ID,
+		TaskID: taskID, Identity: msg.Identity.Key(), Placer: from.id(), BundleID: msg.BundleID, HeaderID: msg.Header.ID,
 		FHIRVersion: msg.Version.String(), Event: msg.Header.Event.Key(), Fillers: route.Fillers, Body: msg.Raw,
-		ResponseURL: callback, Status: "requested", Answer: a, FocusKeys: ack.FocusKeys(msg),
+		ResponseURL: callback, Status: ledger.StatusRequested, Answer: a, FocusKeys: ack.FocusKeys(msg),
 	}
 	if route.AckDeadline > 0 {
 		m.AckDue = g.now().Add(route.AckDeadline)
@@ -87,6 +87,8 @@ func (g *Gateway) custody(ctx context.Context, msg *envelope.Message, route rout
 	switch {
 	case errors.Is(err, ledger.ErrDuplicate):
 		return a, err
+	case errors.Is(err, ledger.ErrIdentityTaken):
+		return a, identityTaken(msg)
 	case errors.Is(err, ledger.ErrBundleIDReused):
 		return a, edgeError(http.StatusBadRequest, ErrBundleIDReused, envelope.IssueInvalid, "Bundle.id",
 			"Bundle.id %s was already used by another message (MessageHeader.id differs): Bundle.id values are never reused", msg.BundleID)
@@ -101,6 +103,22 @@ func (g *Gateway) custody(ctx context.Context, msg *envelope.Message, route rout
 	g.log.Info("message accepted", zap.String("taskId", taskID), zap.String("identity", m.Identity),
 		zap.String("event", m.Event), zap.Strings("fillers", route.Fillers))
 	return a, nil
+}
+
+// identityTaken is the 409 for a message whose identity another partner's
+// message holds within the duplicate window: nothing is routed or changed,
+// and nothing about the other exchange is told.
+func identityTaken(msg *envelope.Message) *Error {
+	return edgeError(http.StatusConflict, ErrIdentityTaken, envelope.IssueType("duplicate"), identityExpression(msg),
+		"the message identity %s is already in use by another sender's message; give the message a new identity", msg.Identity.Key())
+}
+
+// identityExpression is the FHIRPath of the element that holds msg's identity.
+func identityExpression(msg *envelope.Message) string {
+	if msg.Version == envelope.R5 {
+		return "Bundle.identifier"
+	}
+	return "Bundle.entry[0].resource.id"
 }
 
 // unavailable is the 503 for a message the gateway cannot take or record

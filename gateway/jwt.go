@@ -65,23 +65,41 @@ func (a *authenticator) verifyJWT(ctx context.Context, token string) (*partner, 
 		return nil, fmt.Errorf("not a JWT: %w", err)
 	}
 	iss, _ := unverified.Issuer()
-	for _, p := range a.partners {
-		if p.jwks == nil || p.JWT.Issuer != iss {
-			continue
+	subject := tokenSubject(unverified)
+	// Partners naming the token's subject first; then an issuer's partner
+	// that names no subject (it takes every subject of its issuer).
+	for _, exact := range []bool{true, false} {
+		for _, p := range a.partners {
+			if p.jwks == nil || p.JWT.Issuer != iss || (p.JWT.Subject != "") != exact || (exact && p.JWT.Subject != subject) {
+				continue
+			}
+			verified, err := p.parseJWT(ctx, token, false)
+			if err != nil && strings.Contains(err.Error(), "key") {
+				verified, err = p.parseJWT(ctx, token, true) // perhaps a rotated key
+			}
+			if err != nil {
+				return nil, err
+			}
+			if _, ok := verified.Expiration(); !ok {
+				return nil, errors.New("the token has no expiry")
+			}
+			return p, nil
 		}
-		verified, err := p.parseJWT(ctx, token, false)
-		if err != nil && strings.Contains(err.Error(), "key") {
-			verified, err = p.parseJWT(ctx, token, true) // perhaps a rotated key
-		}
-		if err != nil {
-			return nil, err
-		}
-		if _, ok := verified.Expiration(); !ok {
-			return nil, errors.New("the token has no expiry")
-		}
-		return p, nil
 	}
-	return nil, fmt.Errorf("no partner trusts the issuer %q", iss)
+	return nil, fmt.Errorf("no partner trusts the issuer %q with the subject %q", iss, subject)
+}
+
+// tokenSubject is the token's sub claim, or its client_id claim when it
+// has no sub (OAuth2 client-credentials tokens of some servers).
+func tokenSubject(t jwt.Token) string {
+	if sub, ok := t.Subject(); ok && sub != "" {
+		return sub
+	}
+	var clientID string
+	if err := t.Get("client_id", &clientID); err == nil {
+		return clientID
+	}
+	return ""
 }
 
 func (p *partner) parseJWT(ctx context.Context, token string, refresh bool) (jwt.Token, error) {

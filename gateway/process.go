@@ -58,20 +58,30 @@ func (g *Gateway) pipeline(ctx context.Context, in inbound) (reply, string) {
 		if e := in.Partner.checkPlace(msg.Header.Event); e != nil {
 			return g.errorReply(e), "forbidden"
 		}
-		if r, ok := g.cancelBeforeDelivery(ctx, msg); ok {
+		if r, ok := g.cancelBeforeDelivery(ctx, in.Partner, msg); ok {
 			return r, "cancellation"
 		}
 	}
 	route, err := g.routes.Match(msg.Header.Event)
 	if err != nil {
-		// A message no route takes may be a filler's progress report: named
-		// by the conversation id it echoes, or pointing at a request's focus.
+		// A message no route takes may be a filler's progress report, about
+		// a request routed to the sender's fillers: pointing at the
+		// request's focus, or naming it by the conversation id it echoes.
 		// A routed message is always a new request.
-		if req, ok := g.correlateByID(ctx, in.CorrelationID); ok {
+		req, ambiguous, ferr := g.correlateByFocus(ctx, in.Partner, msg)
+		if ferr != nil {
+			return g.failRecording(ferr), "error"
+		}
+		if req == nil {
+			req, _ = g.correlateByID(ctx, in.Partner, in.CorrelationID)
+		}
+		if req != nil {
 			return g.takeAnswer(ctx, in.Partner, req, msg, "progress message"), "progress"
 		}
-		if req, ok := g.correlateByFocus(ctx, msg); ok {
-			return g.takeAnswer(ctx, in.Partner, req, msg, "progress message"), "progress"
+		if ambiguous {
+			g.log.Info("progress matches requests of several placers", zap.String("identity", msg.Identity.Key()), zap.String("partner", in.Partner.id()))
+			return g.errorReply(edgeError(http.StatusUnprocessableEntity, ErrAmbiguous, envelope.IssueType("multiple-matches"), "",
+				"the message points at a resource that requests of several placers share; name the request by response.identifier or the conversation id")), "unroutable"
 		}
 		g.log.Info("no route for the event", zap.String("event", msg.Header.Event.Key()), zap.String("identity", msg.Identity.Key()))
 		return g.errorReply(edgeError(http.StatusUnprocessableEntity, ErrNoRoute, envelope.IssueNotSupported, "Bundle.entry[0].resource.event",
@@ -95,7 +105,7 @@ func (g *Gateway) pipeline(ctx context.Context, in inbound) (reply, string) {
 		response = g.waiters.add(taskID)
 		defer g.waiters.remove(taskID, response)
 	}
-	a, err := g.custody(ctx, msg, route, callback, taskID)
+	a, err := g.custody(ctx, in.Partner, msg, route, callback, taskID)
 	var dup *ledger.DuplicateError
 	switch {
 	case errors.As(err, &dup):

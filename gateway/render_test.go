@@ -28,11 +28,11 @@ func TestRenderTask(t *testing.T) {
 	m := &ledger.Message{
 		TaskID: "task-1", Identity: "4b0c2d1e-7f6a-4e3b-9c8d-1a2b3c4d5e01", FHIRVersion: "4.0",
 		Event: "coding:https://fhirgw.example/fhir/message-events|lab-order", Fillers: []string{"lab"},
-		Status: "in-progress", BusinessStatus: "specimen received", ReceivedAt: at, UpdatedAt: at.Add(time.Minute), RoutedAt: at.Add(time.Second),
+		Status: "in-progress", BusinessStatus: "specimen received", ReceivedAt: at, UpdatedAt: at.Add(time.Minute + time.Microsecond), RoutedAt: at.Add(time.Second), Version: 4, Outputs: 2,
 	}
 	responses := []ledger.Response{{BundleID: "b-1", Code: "ok"}, {BundleID: "b-2", Code: "progress"}}
 	renderGolden(t, "task-in-progress.json", renderTask(m, responses))
-	m.Status, m.BusinessStatus, m.RoutedAt = "requested", "", time.Time{}
+	m.Status, m.BusinessStatus, m.RoutedAt, m.Version, m.UpdatedAt = "requested", "queued for lab", time.Time{}, 1, at
 	renderGolden(t, "task-queued.json", renderTask(m, nil))
 }
 

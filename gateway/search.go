@@ -3,7 +3,9 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -13,35 +15,36 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// searchTasks is GET [base]/Task?identifier=..&_lastUpdated=gt..&status=..
-// [&_count=..]: a searchset Bundle of the matching Tasks, most recently
-// updated first, for placers that poll.
+// Search paging: _count's default and maximum.
+const (
+	defaultCount = 50
+	maxCount     = 1000
+)
+
+// cursorParam continues a paged search after the lastUpdated (µs) it names.
+const cursorParam = "_cursor"
+
+// searchTasks is GET [base]/Task?...: a searchset Bundle of the caller's
+// exchange Tasks, oldest change first (or newest, with _sort=-_lastUpdated),
+// paged with next links, for placers and fillers that poll.
 func (g *Gateway) searchTasks(c *gin.Context) {
-	q := ledger.TaskQuery{Limit: 100}
-	if id := c.Query("identifier"); id != "" {
-		q.Identity = strings.TrimPrefix(id, IdentitySystem+"|")
+	params := c.Request.URL.Query()
+	q, e := taskQuery(params)
+	if e != nil {
+		g.fail(c, e)
+		return
 	}
-	if lu := c.Query("_lastUpdated"); lu != "" {
-		after, err := parseLastUpdated(lu)
-		if err != nil {
-			g.fail(c, edgeError(http.StatusBadRequest, err, envelope.IssueNotSupported, "",
-				"_lastUpdated=%s: use gt or ge followed by an instant, e.g. gt2026-11-22T10:00:00Z", lu))
-			return
-		}
-		q.UpdatedAfter = after
-	}
-	if st := c.Query("status"); st != "" {
-		q.Statuses = strings.Split(st, ",")
-	}
-	if n, err := strconv.Atoi(c.Query("_count")); err == nil && n > 0 {
-		q.Limit = min(n, 1000)
-	}
+	q.Scope = caller(c).visible()
+	count := q.Limit
+	q.Limit = count + 1 // one more tells whether there is a next page
 	ctx := c.Request.Context()
-	tasks, err := g.ledger.SearchTasks(ctx, q)
+	tasks, total, err := g.ledger.SearchTasks(ctx, q)
 	if err != nil {
 		g.fail(c, asEdgeError(err))
 		return
 	}
+	more := len(tasks) > count
+	tasks = tasks[:min(len(tasks), count)]
 	type search struct {
 		Mode string `json:"mode"`
 	}
@@ -57,12 +60,19 @@ func (g *Gateway) searchTasks(c *gin.Context) {
 	type bundle struct {
 		ResourceType string  `json:"resourceType"`
 		Type         string  `json:"type"`
-		Total        int     `json:"total"`
+		Total        *int    `json:"total,omitempty"`
 		Link         []link  `json:"link"`
 		Entry        []entry `json:"entry,omitempty"`
 	}
-	b := bundle{ResourceType: "Bundle", Type: "searchset", Total: len(tasks),
-		Link: []link{{Relation: "self", URL: g.base + "/Task?" + c.Request.URL.RawQuery}}}
+	b := bundle{ResourceType: "Bundle", Type: "searchset", Link: []link{{Relation: "self", URL: g.base + "/Task?" + params.Encode()}}}
+	if q.Total {
+		b.Total = &total
+	}
+	if more {
+		next := cloneValues(params)
+		next.Set(cursorParam, strconv.FormatInt(tasks[len(tasks)-1].UpdatedAt.UnixMicro(), 10))
+		b.Link = append(b.Link, link{Relation: "next", URL: g.base + "/Task?" + next.Encode()})
+	}
 	ids := make([]string, len(tasks))
 	for i, m := range tasks {
 		ids[i] = m.TaskID
@@ -73,13 +83,67 @@ func (g *Gateway) searchTasks(c *gin.Context) {
 		return
 	}
 	for _, m := range tasks {
-		b.Entry = append(b.Entry, entry{FullURL: g.base + "/Task/" + m.TaskID, Resource: renderTask(m, outputs[m.TaskID]), Search: search{Mode: "match"}})
+		b.Entry = append(b.Entry, entry{FullURL: g.base + "/Task/" + m.TaskID, Resource: renderTask(m, outputsAt(m, outputs[m.TaskID])),
+			Search: search{Mode: "match"}})
 	}
 	g.writeFHIR(c, http.StatusOK, g.version, envelope.Encode(b))
 }
 
-// parseLastUpdated reads gt<instant> or ge<instant> as "updated after".
-func parseLastUpdated(v string) (time.Time, error) {
+// taskQuery reads the search parameters of GET [base]/Task.
+func taskQuery(params url.Values) (ledger.TaskQuery, *Error) {
+	q := ledger.TaskQuery{Limit: defaultCount}
+	bad := func(format string, args ...any) (ledger.TaskQuery, *Error) {
+		return q, edgeError(http.StatusBadRequest, ErrSearch, envelope.IssueType("value"), "", format, args...)
+	}
+	if id := params.Get("identifier"); id != "" {
+		q.Identity = strings.TrimPrefix(id, IdentitySystem+"|")
+	}
+	for _, st := range params["status"] {
+		for _, s := range strings.Split(st, ",") {
+			if !ledger.Status(s).Known() {
+				return bad("status=%s is not a Task status this gateway uses", s)
+			}
+			q.Statuses = append(q.Statuses, ledger.Status(s))
+		}
+	}
+	for _, lu := range params["_lastUpdated"] {
+		if err := setLastUpdated(&q, lu); err != nil {
+			return bad("_lastUpdated=%s: %v; use gt, ge, lt or le followed by an instant, e.g. gt2026-11-22T10:00:00.000001Z", lu, err)
+		}
+	}
+	if v := params.Get("_count"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return bad("_count=%s is not a positive whole number", v)
+		}
+		q.Limit = min(n, maxCount)
+	}
+	switch s := params.Get("_sort"); s {
+	case "", "_lastUpdated":
+	case "-_lastUpdated":
+		q.Descending = true
+	default:
+		return bad("_sort=%s is not supported; use _lastUpdated or -_lastUpdated", s)
+	}
+	switch t := params.Get("_total"); t {
+	case "", "none", "estimate":
+	case "accurate":
+		q.Total = true
+	default:
+		return bad("_total=%s is not one of none, estimate, accurate", t)
+	}
+	if v := params.Get(cursorParam); v != "" {
+		us, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return bad("%s=%s is not a cursor this gateway gave", cursorParam, v)
+		}
+		q.Cursor = time.UnixMicro(us)
+	}
+	return q, nil
+}
+
+// setLastUpdated reads one _lastUpdated=<prefix><instant> into q's bounds.
+func setLastUpdated(q *ledger.TaskQuery, v string) error {
 	prefix, value := v[:min(2, len(v))], v[min(2, len(v)):]
 	var t time.Time
 	var err error
@@ -89,15 +153,85 @@ func parseLastUpdated(v string) (time.Time, error) {
 		}
 	}
 	if err != nil {
-		return time.Time{}, err
+		return errors.New("not an instant")
 	}
+	t = t.Truncate(time.Microsecond)
 	switch prefix {
 	case "gt":
-		return t, nil
+		q.UpdatedAfter = t
 	case "ge":
-		return t.Add(-time.Millisecond), nil
+		q.UpdatedFrom = t
+	case "lt":
+		q.UpdatedBefore = t
+	case "le":
+		q.UpdatedUntil = t
+	default:
+		return fmt.Errorf("the prefix %q is not supported", prefix)
 	}
-	return time.Time{}, errUnsupportedPrefix
+	return nil
 }
 
-var errUnsupportedPrefix = errors.New("unsupported _lastUpdated prefix")
+func cloneValues(v url.Values) url.Values {
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// taskHistory is GET [base]/Task/{id}/_history: a history Bundle of every
+// version of the Task, newest first.
+func (g *Gateway) taskHistory(c *gin.Context) {
+	ctx := c.Request.Context()
+	versions, err := g.ledger.History(ctx, c.Param("id"), caller(c).visible())
+	if err != nil {
+		g.fail(c, notFoundOr(err, "Task/"+c.Param("id")))
+		return
+	}
+	outputs, err := g.ledger.Outputs(ctx, c.Param("id"))
+	if err != nil {
+		g.fail(c, asEdgeError(err))
+		return
+	}
+	type request struct {
+		Method string `json:"method"`
+		URL    string `json:"url"`
+	}
+	type response struct {
+		Status       string `json:"status"`
+		Etag         string `json:"etag"`
+		LastModified string `json:"lastModified"`
+	}
+	type entry struct {
+		FullURL  string          `json:"fullUrl"`
+		Resource json.RawMessage `json:"resource"`
+		Request  request         `json:"request"`
+		Response response        `json:"response"`
+	}
+	type link struct {
+		Relation string `json:"relation"`
+		URL      string `json:"url"`
+	}
+	type bundle struct {
+		ResourceType string  `json:"resourceType"`
+		Type         string  `json:"type"`
+		Total        int     `json:"total"`
+		Link         []link  `json:"link"`
+		Entry        []entry `json:"entry"`
+	}
+	b := bundle{ResourceType: "Bundle", Type: "history", Total: len(versions),
+		Link: []link{{Relation: "self", URL: g.base + "/Task/" + c.Param("id") + "/_history"}}}
+	v := g.version
+	for _, m := range versions {
+		v, _ = envelope.ParseVersion(m.FHIRVersion)
+		req, status := request{Method: "PUT", URL: "Task/" + m.TaskID}, "200 OK"
+		if m.Version == 1 {
+			req, status = request{Method: "POST", URL: "Task"}, "201 Created"
+		}
+		b.Entry = append(b.Entry, entry{
+			FullURL: g.base + "/Task/" + m.TaskID, Resource: renderTask(m, outputsAt(m, outputs[m.TaskID])), Request: req,
+			Response: response{Status: status, Etag: etag(m), LastModified: lastUpdated(m.UpdatedAt)},
+		})
+	}
+	g.writeFHIR(c, http.StatusOK, v, envelope.Encode(b))
+}

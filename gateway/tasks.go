@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,63 +20,106 @@ const IdentitySystem = "https://fhirgw.example/fhir/sid/message-identity"
 // restriction.recipient: the configured filler ids a message was routed to.
 const FillerSystem = "https://fhirgw.example/fhir/sid/filler"
 
-// readTask is GET [base]/Task/{id}, with conditional reads.
+// readTask is GET [base]/Task/{id}, with conditional reads, for the
+// exchanges the caller may see (any other is 404, as a missing one).
 func (g *Gateway) readTask(c *gin.Context) {
 	ctx := c.Request.Context()
-	m, err := g.ledger.Task(ctx, c.Param("id"))
-	if errors.Is(err, ledger.ErrNotFound) {
-		g.fail(c, edgeError(http.StatusNotFound, ErrNotFound, envelope.IssueNotFound, "", "there is no Task/%s", c.Param("id")))
-		return
-	}
+	m, err := g.ledger.Task(ctx, c.Param("id"), caller(c).visible())
 	if err != nil {
-		g.fail(c, asEdgeError(err))
+		g.fail(c, notFoundOr(err, "Task/"+c.Param("id")))
 		return
 	}
-	if notModified(c, m.UpdatedAt) {
+	if notModified(c, m) {
 		return
 	}
-	outputs, err := g.ledger.Outputs(ctx, m.TaskID)
+	g.writeTask(c, m)
+}
+
+// readTaskVersion is GET [base]/Task/{id}/_history/{vid}.
+func (g *Gateway) readTaskVersion(c *gin.Context) {
+	ctx := c.Request.Context()
+	name := "Task/" + c.Param("id") + "/_history/" + c.Param("vid")
+	vid, err := strconv.Atoi(c.Param("vid"))
+	if err != nil || vid < 1 {
+		g.fail(c, edgeError(http.StatusNotFound, ErrNotFound, envelope.IssueNotFound, "", "there is no %s", name))
+		return
+	}
+	m, err := g.ledger.TaskVersion(ctx, c.Param("id"), vid, caller(c).visible())
+	if err != nil {
+		g.fail(c, notFoundOr(err, name))
+		return
+	}
+	c.Header("ETag", etag(m))
+	c.Header("Last-Modified", m.UpdatedAt.UTC().Format(http.TimeFormat))
+	g.writeTask(c, m)
+}
+
+// writeTask answers 200 with the Task of m, listing the outputs it had at
+// its version.
+func (g *Gateway) writeTask(c *gin.Context, m *ledger.Message) {
+	outputs, err := g.ledger.Outputs(c.Request.Context(), m.TaskID)
 	if err != nil {
 		g.fail(c, asEdgeError(err))
 		return
 	}
 	v, _ := envelope.ParseVersion(m.FHIRVersion)
-	g.writeFHIR(c, http.StatusOK, v, renderTask(m, outputs[m.TaskID]))
+	g.writeFHIR(c, http.StatusOK, v, renderTask(m, outputsAt(m, outputs[m.TaskID])))
 }
 
-// readBundle is GET [base]/Bundle/{id}: a stored response message.
+// outputsAt is the part of a task's responses its version m listed.
+func outputsAt(m *ledger.Message, all []ledger.Response) []ledger.Response {
+	return all[:min(len(all), m.Outputs)]
+}
+
+// notFoundOr is the 404 for a missing (or unseen) resource, else err at the
+// edge.
+func notFoundOr(err error, name string) *Error {
+	if errors.Is(err, ledger.ErrNotFound) {
+		return edgeError(http.StatusNotFound, ErrNotFound, envelope.IssueNotFound, "", "there is no %s", name)
+	}
+	return asEdgeError(err)
+}
+
+// readBundle is GET [base]/Bundle/{id}: a stored response message, if the
+// caller may see its exchange.
 func (g *Gateway) readBundle(c *gin.Context) {
 	ctx := c.Request.Context()
-	r, err := g.ledger.Bundle(ctx, c.Param("id"))
-	if errors.Is(err, ledger.ErrNotFound) {
-		g.fail(c, edgeError(http.StatusNotFound, ErrNotFound, envelope.IssueNotFound, "", "there is no Bundle/%s", c.Param("id")))
-		return
-	}
+	r, err := g.ledger.Bundle(ctx, c.Param("id"), caller(c).visible())
 	if err != nil {
-		g.fail(c, asEdgeError(err))
+		g.fail(c, notFoundOr(err, "Bundle/"+c.Param("id")))
 		return
 	}
-	if notModified(c, r.ReceivedAt) {
+	if notModifiedAt(c, fmt.Sprintf(`W/"%d"`, r.ReceivedAt.UnixMilli()), r.ReceivedAt) {
 		return
 	}
 	v := g.version // an unmatched response belongs to no exchange
 	if r.TaskID != "" {
-		if m, err := g.ledger.Task(ctx, r.TaskID); err == nil {
+		if m, err := g.ledger.Task(ctx, r.TaskID, ledger.Anyone); err == nil {
 			v, _ = envelope.ParseVersion(m.FHIRVersion)
 		}
 	}
 	g.writeFHIR(c, http.StatusOK, v, r.Body)
 }
 
-// notModified sets ETag and Last-Modified for a resource last changed at
-// updated, and answers 304 when the request's validators still hold.
-func notModified(c *gin.Context, updated time.Time) bool {
-	etag := fmt.Sprintf(`W/"%d"`, updated.UnixMilli())
-	c.Header("ETag", etag)
+// etag is the ETag of a Task version: W/"<versionId>".
+func etag(m *ledger.Message) string { return `W/"` + strconv.Itoa(m.Version) + `"` }
+
+// notModified sets ETag and Last-Modified for a Task and answers 304 when
+// the request's validators still hold.
+func notModified(c *gin.Context, m *ledger.Message) bool {
+	return notModifiedAt(c, etag(m), m.UpdatedAt)
+}
+
+// notModifiedAt sets ETag and Last-Modified and answers 304 when
+// If-None-Match names the ETag, or (without If-None-Match) when the
+// resource has not changed since the start of the If-Modified-Since second:
+// HTTP dates have whole seconds, so a change within that second answers 200.
+func notModifiedAt(c *gin.Context, tag string, updated time.Time) bool {
+	c.Header("ETag", tag)
 	c.Header("Last-Modified", updated.UTC().Format(http.TimeFormat))
 	if inm := c.GetHeader("If-None-Match"); inm != "" {
 		for _, t := range strings.Split(inm, ",") {
-			if t = strings.TrimSpace(t); t == etag || t == "*" {
+			if t = strings.TrimSpace(t); t == tag || t == "*" {
 				c.Status(http.StatusNotModified)
 				c.Abort()
 				return true
@@ -84,7 +128,7 @@ func notModified(c *gin.Context, updated time.Time) bool {
 		return false
 	}
 	if ims := c.GetHeader("If-Modified-Since"); ims != "" {
-		if since, err := http.ParseTime(ims); err == nil && !updated.Truncate(time.Second).After(since) {
+		if since, err := http.ParseTime(ims); err == nil && updated.Before(since) {
 			c.Status(http.StatusNotModified)
 			c.Abort()
 			return true
@@ -111,7 +155,11 @@ func renderTask(m *ledger.Message, responses []ledger.Response) []byte {
 		Display    string     `json:"display"`
 	}
 	type meta struct {
+		VersionID   string `json:"versionId"`
 		LastUpdated string `json:"lastUpdated"`
+	}
+	type owner struct {
+		Identifier identifier `json:"identifier"`
 	}
 	type recipient struct {
 		Identifier identifier `json:"identifier"`
@@ -129,28 +177,29 @@ func renderTask(m *ledger.Message, responses []ledger.Response) []byte {
 		Intent         string                   `json:"intent"`
 		Code           envelope.CodeableConcept `json:"code"`
 		Focus          focus                    `json:"focus"`
+		Owner          *owner                   `json:"owner,omitempty"`
 		AuthoredOn     string                   `json:"authoredOn"`
 		LastModified   string                   `json:"lastModified"`
 		Restriction    *restriction             `json:"restriction,omitempty"`
 		Output         []output                 `json:"output,omitempty"`
 	}
-	business := "queued for " + strings.Join(m.Fillers, ", ")
-	if !m.RoutedAt.IsZero() {
-		business = "routed to " + strings.Join(m.Fillers, ", ")
-	}
-	if m.BusinessStatus != "" {
-		business = m.BusinessStatus
+	business := m.BusinessStatus
+	if business == "" {
+		business = string(m.Status)
 	}
 	t := task{
-		ResourceType: "Task", ID: m.TaskID, Meta: meta{LastUpdated: instant(m.UpdatedAt)},
+		ResourceType: "Task", ID: m.TaskID, Meta: meta{VersionID: strconv.Itoa(m.Version), LastUpdated: lastUpdated(m.UpdatedAt)},
 		Identifier:     []identifier{{System: IdentitySystem, Value: m.Identity}},
-		Status:         m.Status,
+		Status:         string(m.Status),
 		BusinessStatus: envelope.CodeableConcept{Text: business},
 		Intent:         "order",
 		Code:           envelope.CodeableConcept{Text: m.Event},
 		Focus:          focus{Identifier: identifier{System: IdentitySystem, Value: m.Identity}, Display: "the message " + m.Identity},
 		AuthoredOn:     instant(m.ReceivedAt),
-		LastModified:   instant(m.UpdatedAt),
+		LastModified:   lastUpdated(m.UpdatedAt),
+	}
+	if len(m.Fillers) == 1 {
+		t.Owner = &owner{Identifier: identifier{System: FillerSystem, Value: m.Fillers[0]}}
 	}
 	if len(m.Fillers) > 0 {
 		t.Restriction = &restriction{}
@@ -168,6 +217,10 @@ func renderTask(m *ledger.Message, responses []ledger.Response) []byte {
 }
 
 func instant(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+// lastUpdated writes a change instant at the microseconds it is unique at,
+// so that _lastUpdated=gt<it> selects exactly the later changes.
+func lastUpdated(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00") }
 
 // outputType names a Task output: a response with its code, or progress.
 func outputType(code string) string {

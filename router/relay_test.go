@@ -113,7 +113,7 @@ func TestRelayDeliversTheOriginalBytesWithTheContractProperties(t *testing.T) {
 	if !bytes.Equal(archive[0].Body, m2.Body) {
 		t.Error("fan-out copy differs")
 	}
-	if got, _ := l.Task(context.Background(), m2.TaskID); got.RoutedAt.IsZero() {
+	if got, _ := l.Task(context.Background(), m2.TaskID, ledger.Anyone); got.RoutedAt.IsZero() {
 		t.Error("task not marked routed after both confirms")
 	}
 	if n := len(drain(t, topo.UnroutableQueue())); n != 0 {

@@ -10,39 +10,48 @@ import (
 	"time"
 )
 
-// Accept takes m into custody: the message, its answer and one outbox entry
-// per filler, in one transaction. m.ReceivedAt and m.UpdatedAt are set from
-// the clock. A message whose identity is already held returns a
-// *DuplicateError with the original; an R4 Bundle.id already held under
-// another identity returns ErrBundleIDReused. Nothing is stored then.
+// Accept takes m into custody (see Ledger.Accept).
 func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 	now := l.now()
-	m.ReceivedAt, m.UpdatedAt = now, now
+	m.ReceivedAt = now
+	if m.Status == "" {
+		m.Status = StatusRequested
+	}
+	if m.BusinessStatus == "" && len(m.Fillers) > 0 {
+		m.BusinessStatus = queuedFor(m.Fillers)
+	}
+	cutoff := l.ms(now.Add(-l.window))
 	return l.doUnisolated(ctx, func(tx *wtx) error {
-		// The unique identity decides: no row inserted means a duplicate; the
-		// unique R4 Bundle.id catches a Bundle.id reused by another message.
-		res, err := tx.exec(`INSERT INTO messages (task_id, identity, bundle_id, header_id, fhir_version, event, fillers, body,
-			response_url, status, business_status, answer_status, answer_type, answer_body, received_at, updated_at, ack_due)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (identity) DO NOTHING`,
-			m.TaskID, m.Identity, m.BundleID, m.HeaderID, m.FHIRVersion, m.Event, strings.Join(m.Fillers, ","), m.Body,
-			m.ResponseURL, m.Status, m.BusinessStatus, m.Answer.Status, m.Answer.ContentType, nonNil(m.Answer.Body), l.ms(now), l.ms(now), msOrZero(m.AckDue))
-		if err != nil && strings.Contains(err.Error(), "messages.bundle_id") {
-			// The R4 Bundle.id is taken: by this very message (a duplicate),
-			// or by another one (reuse). The failed statement wrote nothing.
-			if prior, perr := scanMessage(tx.queryRow(selectMessage+` WHERE identity = $1`, m.Identity)); perr == nil {
-				return unwritten(&DuplicateError{Prior: prior})
-			}
-			return unwritten(ErrBundleIDReused)
-		}
-		if err != nil {
-			return fmt.Errorf("ledger: insert message: %w", err)
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			prior, perr := scanMessage(tx.queryRow(selectMessage+` WHERE identity = $1`, m.Identity))
-			if perr != nil {
-				return errors.Join(err, perr)
-			}
+		prior, err := scanMessage(tx.queryRow(selectMessage+` WHERE identity = $1 AND received_at >= $2 ORDER BY received_at DESC LIMIT 1`,
+			m.Identity, cutoff))
+		switch {
+		case err == nil && prior.Placer == m.Placer:
 			return unwritten(&DuplicateError{Prior: prior})
+		case err == nil:
+			return unwritten(ErrIdentityTaken)
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		if m.FHIRVersion == "4.0" && m.BundleID != "" {
+			var other string
+			err := tx.queryRow(`SELECT identity FROM messages WHERE bundle_id = $1 AND placer = $2 AND fhir_version = '4.0'
+				AND received_at >= $3 AND identity <> $4 LIMIT 1`, m.BundleID, m.Placer, cutoff, m.Identity).Scan(&other)
+			if err == nil {
+				return unwritten(ErrBundleIDReused)
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		at := tx.stamp()
+		m.Version, m.UpdatedAt, m.Outputs = 1, fromMicros(at), 0
+		if _, err := tx.exec(`INSERT INTO messages (task_id, identity, placer, bundle_id, header_id, fhir_version, event, fillers, body,
+			response_url, status, business_status, answer_status, answer_type, answer_body, received_at, ack_due, version, changed_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, $18)`,
+			m.TaskID, m.Identity, m.Placer, m.BundleID, m.HeaderID, m.FHIRVersion, m.Event, strings.Join(m.Fillers, ","), m.Body,
+			m.ResponseURL, string(m.Status), m.BusinessStatus, m.Answer.Status, m.Answer.ContentType, nonNil(m.Answer.Body),
+			l.ms(now), msOrZero(m.AckDue), at); err != nil {
+			return fmt.Errorf("ledger: insert message: %w", err)
 		}
 		if len(m.FocusKeys) > 0 {
 			keys, _ := json.Marshal(m.FocusKeys)
@@ -52,91 +61,74 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 		}
 		m.OutboxSeqs = m.OutboxSeqs[:0]
 		for _, f := range m.Fillers {
+			if _, err := tx.exec(`INSERT INTO deliveries (exchange_id, filler) VALUES ($1, $2) ON CONFLICT DO NOTHING`, m.TaskID, f); err != nil {
+				return fmt.Errorf("ledger: insert delivery: %w", err)
+			}
 			var seq int64
 			if err := tx.queryRow(`INSERT INTO outbox (task_id, filler, created_at) VALUES ($1, $2, $3) RETURNING seq`, m.TaskID, f, l.ms(now)).Scan(&seq); err != nil {
 				return fmt.Errorf("ledger: insert outbox: %w", err)
 			}
 			m.OutboxSeqs = append(m.OutboxSeqs, seq)
 		}
-		return nil
+		return tx.logChange(Change{TaskID: m.TaskID, ExchangeID: m.TaskID, Kind: ChangeAccepted, Partner: m.Placer,
+			Version: 1, Status: m.Status, BusinessStatus: m.BusinessStatus}, 0, at)
 	}, func() { l.backlog.Add(int64(len(m.Fillers))) })
 }
 
-// SetAnswer replaces the answer replayed to duplicates of a task (a
-// synchronous exchange learns its final answer after custody began).
+// queuedFor is the business status of an exchange not yet routed.
+func queuedFor(fillers []string) string { return "queued for " + strings.Join(fillers, ", ") }
+
+// SetAnswer replaces the answer replayed to duplicates of a task.
 func (l *SQLite) SetAnswer(ctx context.Context, taskID string, a Answer) error {
 	return l.do(ctx, func(tx *wtx) error {
-		res, err := tx.exec(`UPDATE messages SET answer_status = $1, answer_type = $2, answer_body = $3, updated_at = $4 WHERE task_id = $5`,
-			a.Status, a.ContentType, nonNil(a.Body), l.ms(l.now()), taskID)
+		res, err := tx.exec(`UPDATE messages SET answer_status = $1, answer_type = $2, answer_body = $3 WHERE task_id = $4`,
+			a.Status, a.ContentType, nonNil(a.Body), taskID)
 		return affected(res, err)
 	}, nil)
 }
 
-// Transition moves a task to status when its status is one of from (any
-// status when from is empty), and sets its business status when business is
-// not empty. It reports whether the task moved.
-func (l *SQLite) Transition(ctx context.Context, taskID, status string, from []string, business string) (bool, error) {
-	fromJSON := []byte("[]")
-	if len(from) > 0 {
-		fromJSON, _ = json.Marshal(from)
+// Task returns a task at its current version, if scope may see it.
+func (l *SQLite) Task(ctx context.Context, taskID string, scope Scope) (*Message, error) {
+	m, err := scanMessage(l.read.QueryRowContext(ctx, selectMessage+` WHERE task_id = $1`, taskID))
+	if err != nil {
+		return nil, err
 	}
-	var moved bool
-	err := l.do(ctx, func(tx *wtx) error {
-		res, err := tx.exec(`UPDATE messages SET status = $1, updated_at = $2,
-			business_status = CASE WHEN $3 = '' THEN business_status ELSE $3 END
-			WHERE task_id = $4 AND ($5 = '[]' OR status IN (SELECT value FROM json_each($5)))`,
-			status, l.ms(l.now()), business, taskID, string(fromJSON))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		moved = n > 0
-		return err
-	}, nil)
-	return moved, err
-}
-
-// Task returns the message of a task.
-func (l *SQLite) Task(ctx context.Context, taskID string) (*Message, error) {
-	return scanMessage(l.read.QueryRowContext(ctx, selectMessage+` WHERE task_id = $1`, taskID))
-}
-
-// ByFocusKey returns the most recent message whose focus is named by one of
-// keys.
-func (l *SQLite) ByFocusKey(ctx context.Context, keys []string) (*Message, error) {
-	if len(keys) == 0 {
+	if !scope.Sees(m) {
 		return nil, ErrNotFound
 	}
-	keyJSON, _ := json.Marshal(keys)
-	return scanMessage(l.read.QueryRowContext(ctx, selectMessage+` WHERE task_id IN
-		(SELECT task_id FROM focus_keys WHERE key IN (SELECT value FROM json_each($1))) ORDER BY received_at DESC LIMIT 1`, string(keyJSON)))
+	return m, nil
 }
 
-// TaskQuery selects tasks; zero fields select everything.
-type TaskQuery struct {
-	Identity     string
-	UpdatedAfter time.Time // strictly after
-	Statuses     []string
-	Limit        int
+// ByIdentity returns the newest exchange held under an identity key within
+// scope.
+func (l *SQLite) ByIdentity(ctx context.Context, identity string, scope Scope) (*Message, error) {
+	q := &query{}
+	sqlText := selectMessage + ` m WHERE m.identity = ` + q.arg(identity) + ` AND ` + q.scope(scope) + ` ORDER BY m.received_at DESC LIMIT 1`
+	return scanMessage(l.read.QueryRowContext(ctx, sqlText, q.args...))
 }
 
-// SearchTasks returns the tasks q selects, most recently updated first.
-func (l *SQLite) SearchTasks(ctx context.Context, q TaskQuery) ([]*Message, error) {
-	statuses := []byte("[]")
-	if len(q.Statuses) > 0 {
-		statuses, _ = json.Marshal(q.Statuses)
+// ByFocusKey returns, per placer, the newest exchange within scope whose
+// focus one of keys names, newest first.
+func (l *SQLite) ByFocusKey(ctx context.Context, keys []string, scope Scope) ([]*Message, error) {
+	if len(keys) == 0 {
+		return nil, nil
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 100
+	q := &query{}
+	sqlText := selectMessage + ` m WHERE m.task_id IN (SELECT task_id FROM focus_keys WHERE key IN (SELECT value FROM json_each(` +
+		q.arg(jsonList(keys)) + `))) AND ` + q.scope(scope) + ` ORDER BY m.received_at DESC, m.changed_at DESC LIMIT 100`
+	all, err := l.messages(ctx, sqlText, q.args...)
+	if err != nil {
+		return nil, err
 	}
-	after := int64(-1)
-	if !q.UpdatedAfter.IsZero() {
-		after = l.ms(q.UpdatedAfter)
+	seen := map[string]bool{}
+	var out []*Message
+	for _, m := range all {
+		if !seen[m.Placer] {
+			seen[m.Placer] = true
+			out = append(out, m)
+		}
 	}
-	return l.messages(ctx, selectMessage+` WHERE ($1 = '' OR identity = $1) AND updated_at > $2
-		AND ($3 = '[]' OR status IN (SELECT value FROM json_each($3))) ORDER BY updated_at DESC LIMIT $4`,
-		q.Identity, after, string(statuses), limit)
+	return out, nil
 }
 
 // Overdue returns up to limit tasks whose acknowledgement deadline passed
@@ -171,60 +163,80 @@ func msOrZero(t time.Time) int64 {
 	return t.UnixMilli()
 }
 
-// ByIdentity returns the message held under an identity key.
-func (l *SQLite) ByIdentity(ctx context.Context, identity string) (*Message, error) {
-	return scanMessage(l.read.QueryRowContext(ctx, selectMessage+` WHERE identity = $1`, identity))
-}
-
-// Purge forgets messages received before cutoff whose publishes are all done,
-// with their responses, and returns how many it removed.
-func (l *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
-	cutoff := l.ms(before)
-	var n int64
+// Purge removes up to limit closed exchanges whose last change is before
+// closedBefore (see Ledger.Purge); each leaves one "purged" change.
+func (l *SQLite) Purge(ctx context.Context, closedBefore time.Time, limit int) (int, error) {
+	cutoff := closedBefore.UnixMicro()
+	var n int
 	err := l.do(ctx, func(tx *wtx) error {
-		const old = `SELECT task_id FROM messages WHERE received_at < $1
-			AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.task_id = messages.task_id)
-			AND NOT EXISTS (SELECT 1 FROM callbacks WHERE callbacks.task_id = messages.task_id)`
-		if _, err := tx.exec(`DELETE FROM responses WHERE task_id IN (`+old+`)`, cutoff); err != nil {
-			return err
-		}
-		if _, err := tx.exec(`DELETE FROM focus_keys WHERE task_id IN (`+old+`)`, cutoff); err != nil {
-			return err
-		}
-		if _, err := tx.exec(`DELETE FROM responses WHERE task_id = '' AND received_at < $1`, cutoff); err != nil {
-			return err // unmatched responses
-		}
-		res, err := tx.exec(`DELETE FROM messages WHERE task_id IN (`+old+`)`, cutoff)
+		rows, err := tx.query(`SELECT task_id, version, status, business_status FROM messages m
+			WHERE changed_at < $1 AND status IN ('completed', 'rejected', 'failed', 'cancelled')
+			AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.task_id = m.task_id)
+			AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.task_id = m.task_id)
+			ORDER BY changed_at LIMIT $2`, cutoff, limit)
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
+		var gone []Change
+		for rows.Next() {
+			c := Change{Kind: ChangePurged}
+			var status string
+			if err := rows.Scan(&c.TaskID, &c.Version, &status, &c.BusinessStatus); err != nil {
+				rows.Close()
+				return err
+			}
+			c.ExchangeID, c.Version, c.Status = c.TaskID, c.Version+1, Status(status)
+			gone = append(gone, c)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, c := range gone {
+			for _, del := range []string{
+				`DELETE FROM responses WHERE task_id = $1`, `DELETE FROM focus_keys WHERE task_id = $1`,
+				`DELETE FROM deliveries WHERE exchange_id = $1`, `DELETE FROM changes WHERE exchange_id = $1`,
+				`DELETE FROM messages WHERE task_id = $1`,
+			} {
+				if _, err := tx.exec(del, c.TaskID); err != nil {
+					return err
+				}
+			}
+			if err := tx.logChange(c, 0, tx.stamp()); err != nil {
+				return err
+			}
+		}
+		n = len(gone)
+		_, err = tx.exec(`DELETE FROM responses WHERE task_id = '' AND received_at < $1`, l.ms(closedBefore))
 		return err
 	}, nil)
-	return int(n), err
+	return n, err
 }
 
-const selectMessage = `SELECT task_id, identity, bundle_id, header_id, fhir_version, event, fillers, body, response_url, status,
-	business_status, answer_status, answer_type, answer_body, received_at, updated_at, routed_at, ack_due FROM messages`
+// selectMessage reads the columns scanMessage scans.
+const selectMessage = `SELECT task_id, identity, placer, bundle_id, header_id, fhir_version, event, fillers, body, response_url, status,
+	business_status, answer_status, answer_type, answer_body, received_at, routed_at, ack_due, version, changed_at, outputs FROM messages`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
 func scanMessage(row rowScanner) (*Message, error) {
 	var m Message
-	var fillers string
-	var received, updated, routed, ackDue int64
-	err := row.Scan(&m.TaskID, &m.Identity, &m.BundleID, &m.HeaderID, &m.FHIRVersion, &m.Event, &fillers, &m.Body, &m.ResponseURL,
-		&m.Status, &m.BusinessStatus, &m.Answer.Status, &m.Answer.ContentType, &m.Answer.Body, &received, &updated, &routed, &ackDue)
+	var fillers, status string
+	var received, routed, ackDue, changed int64
+	err := row.Scan(&m.TaskID, &m.Identity, &m.Placer, &m.BundleID, &m.HeaderID, &m.FHIRVersion, &m.Event, &fillers, &m.Body, &m.ResponseURL,
+		&status, &m.BusinessStatus, &m.Answer.Status, &m.Answer.ContentType, &m.Answer.Body, &received, &routed, &ackDue,
+		&m.Version, &changed, &m.Outputs)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("ledger: read message: %w", err)
 	}
+	m.Status = Status(status)
 	if fillers != "" {
 		m.Fillers = strings.Split(fillers, ",")
 	}
-	m.ReceivedAt, m.UpdatedAt, m.RoutedAt, m.AckDue = fromMS(received), fromMS(updated), fromMS(routed), fromMS(ackDue)
+	m.ReceivedAt, m.RoutedAt, m.AckDue, m.UpdatedAt = fromMS(received), fromMS(routed), fromMS(ackDue), fromMicros(changed)
 	return &m, nil
 }
 
@@ -248,4 +260,10 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+// jsonList is a string list as a JSON array, for json_each.
+func jsonList(list []string) string {
+	b, _ := json.Marshal(list)
+	return string(b)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Pending returns up to limit outbox entries after seq, oldest first, with
@@ -26,31 +27,55 @@ func (l *SQLite) Pending(ctx context.Context, after int64, limit int) ([]OutboxE
 	return out, rows.Err()
 }
 
-// Published removes confirmed publishes from the outbox and marks a task
-// routed once none of its publishes is left.
+// Published removes confirmed publishes from the outbox; a task none of
+// whose publishes is left is marked routed, which is a change of its Task
+// ("queued for" becomes "routed to").
 func (l *SQLite) Published(ctx context.Context, entries ...OutboxEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	seqs := make([]int64, len(entries))
-	tasks := make([]string, len(entries))
+	var tasks []string
+	seen := make(map[string]bool, len(entries))
 	for i, e := range entries {
-		seqs[i], tasks[i] = e.Seq, e.TaskID
+		seqs[i] = e.Seq
+		if !seen[e.TaskID] {
+			seen[e.TaskID] = true
+			tasks = append(tasks, e.TaskID)
+		}
 	}
 	seqJSON, _ := json.Marshal(seqs)
-	taskJSON, _ := json.Marshal(tasks)
 	var removed int64
 	return l.doUnisolated(ctx, func(tx *wtx) error {
-		// One statement each for the whole batch, whatever its size.
+		// One statement for the whole batch, whatever its size.
 		res, err := tx.exec(`DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each($1))`, string(seqJSON))
 		if err != nil {
 			return fmt.Errorf("ledger: delete outbox: %w", err)
 		}
 		removed, _ = res.RowsAffected()
-		if _, err := tx.exec(`UPDATE messages SET routed_at = $1, updated_at = $1 WHERE task_id IN (SELECT value FROM json_each($2))
-			AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.task_id = messages.task_id)`, l.ms(l.now()), string(taskJSON)); err != nil {
-			return fmt.Errorf("ledger: mark routed: %w", err)
+		now := l.ms(l.now())
+		for _, task := range tasks {
+			res, err := tx.exec(`UPDATE messages SET routed_at = $1 WHERE task_id = $2
+				AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.task_id = messages.task_id)`, now, task)
+			if err != nil {
+				return fmt.Errorf("ledger: mark routed: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				continue // still owed to another filler, or gone
+			}
+			if _, err := tx.apply(task, Change{Kind: ChangePublished}, routed, 0, true); err != nil {
+				return fmt.Errorf("ledger: mark routed: %w", err)
+			}
 		}
 		return nil
 	}, func() { l.backlog.Add(-removed) })
+}
+
+// routed turns "queued for <fillers>" into "routed to <fillers>"; any other
+// business status (an answer came first) stays.
+func routed(_ Status, business string) (Status, string) {
+	if rest, ok := strings.CutPrefix(business, "queued for "); ok {
+		return "", "routed to " + rest
+	}
+	return "", ""
 }

@@ -8,28 +8,17 @@ import (
 	"fmt"
 )
 
-// Move decides a task's new status and business status from its current
-// status, inside the transaction that records a response, so that two
-// answers recorded at once cannot move the task from a stale status. Empty
-// results leave a field unchanged.
-type Move func(current string) (status, business string)
-
-// To is the Move to status and business whatever the current status.
-func To(status, business string) Move {
-	return func(string) (string, string) { return status, business }
-}
-
-// AddResponse records a response or progress message for a task and moves
-// the task as move decides (nil: no change). When the task has a
-// ResponseURL, the response is also queued for pushing there, after the
-// task's earlier ones. A response whose identity is already recorded
-// returns ErrDuplicate, with r.BundleID set to the recorded one, and
-// changes nothing.
+// AddResponse records a response or progress message for a task (see
+// Ledger.AddResponse).
 func (l *SQLite) AddResponse(ctx context.Context, r *Response, move Move) error {
 	r.ReceivedAt = l.now()
+	kind := ChangeResponse
+	if r.Code == "progress" {
+		kind = ChangeProgress
+	}
 	return l.do(ctx, func(tx *wtx) error {
 		var seen string
-		err := tx.queryRow(`SELECT bundle_id FROM responses WHERE identity = $1`, r.Identity).Scan(&seen)
+		err := tx.queryRow(`SELECT bundle_id FROM responses WHERE identity = $1 AND sender = $2`, r.Identity, r.Sender).Scan(&seen)
 		if err == nil {
 			r.BundleID = seen
 			return fmt.Errorf("%w: response already recorded as Bundle/%s", ErrDuplicate, seen)
@@ -37,18 +26,16 @@ func (l *SQLite) AddResponse(ctx context.Context, r *Response, move Move) error 
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		var current string
-		if err := tx.queryRow(`SELECT status FROM messages WHERE task_id = $1`, r.TaskID).Scan(&current); errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		} else if err != nil {
+		if _, err := tx.apply(r.TaskID, Change{Kind: kind, Partner: r.Sender, Detail: r.BundleID}, func(s Status, _ string) (Status, string) {
+			if move == nil {
+				return "", ""
+			}
+			return move(s)
+		}, 1, true); err != nil {
 			return err
 		}
-		status, business := "", ""
-		if move != nil {
-			status, business = move(current)
-		}
-		if _, err := tx.exec(`INSERT INTO responses (bundle_id, identity, task_id, code, body, received_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			r.BundleID, r.Identity, r.TaskID, r.Code, nonNil(r.Body), l.ms(r.ReceivedAt)); err != nil {
+		if _, err := tx.exec(`INSERT INTO responses (bundle_id, identity, task_id, sender, code, body, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			r.BundleID, r.Identity, r.TaskID, r.Sender, r.Code, nonNil(r.Body), l.ms(r.ReceivedAt)); err != nil {
 			return fmt.Errorf("ledger: insert response: %w", err)
 		}
 		if _, err := tx.exec(`INSERT INTO callbacks (task_id, bundle_id, url, next_at)
@@ -56,11 +43,7 @@ func (l *SQLite) AddResponse(ctx context.Context, r *Response, move Move) error 
 			r.BundleID, l.ms(r.ReceivedAt), r.TaskID); err != nil {
 			return fmt.Errorf("ledger: queue callback: %w", err)
 		}
-		_, err = tx.exec(`UPDATE messages SET updated_at = $1,
-			status = CASE WHEN $3 = '' THEN status ELSE $3 END,
-			business_status = CASE WHEN $4 = '' THEN business_status ELSE $4 END
-			WHERE task_id = $2`, l.ms(r.ReceivedAt), r.TaskID, status, business)
-		return err
+		return nil
 	}, nil)
 }
 
@@ -72,7 +55,7 @@ func (l *SQLite) AddUnmatched(ctx context.Context, r *Response) error {
 	r.ReceivedAt, r.TaskID = l.now(), ""
 	return l.doUnisolated(ctx, func(tx *wtx) error {
 		var seen string
-		err := tx.queryRow(`SELECT bundle_id FROM responses WHERE identity = $1`, r.Identity).Scan(&seen)
+		err := tx.queryRow(`SELECT bundle_id FROM responses WHERE identity = $1 AND sender = $2`, r.Identity, r.Sender).Scan(&seen)
 		if err == nil {
 			r.BundleID = seen
 			return unwritten(ErrDuplicate)
@@ -80,14 +63,14 @@ func (l *SQLite) AddUnmatched(ctx context.Context, r *Response) error {
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		_, err = tx.exec(`INSERT INTO responses (bundle_id, identity, task_id, code, body, received_at) VALUES ($1, $2, '', $3, $4, $5)`,
-			r.BundleID, r.Identity, r.Code, nonNil(r.Body), l.ms(r.ReceivedAt))
+		_, err = tx.exec(`INSERT INTO responses (bundle_id, identity, task_id, sender, code, body, received_at) VALUES ($1, $2, '', $3, $4, $5, $6)`,
+			r.BundleID, r.Identity, r.Sender, r.Code, nonNil(r.Body), l.ms(r.ReceivedAt))
 		return err
 	}, nil)
 }
 
-// Responses returns a task's responses in the order they arrived.
-func (l *SQLite) Responses(ctx context.Context, taskID string) ([]Response, error) {
+// responses returns a task's responses in the order they arrived.
+func (l *SQLite) responses(ctx context.Context, taskID string) ([]Response, error) {
 	rows, err := l.read.QueryContext(ctx, `SELECT bundle_id, identity, task_id, code, body, received_at FROM responses WHERE task_id = $1 ORDER BY received_at, rowid`, taskID)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: read responses: %w", err)
@@ -133,12 +116,13 @@ func (l *SQLite) Outputs(ctx context.Context, taskIDs ...string) (map[string][]R
 	return out, rows.Err()
 }
 
-// Bundle returns a stored response by its bundle id.
-func (l *SQLite) Bundle(ctx context.Context, bundleID string) (*Response, error) {
+// Bundle returns a stored response by its bundle id, if scope may see it:
+// the scope of its task, or for an unmatched one its sender.
+func (l *SQLite) Bundle(ctx context.Context, bundleID string, scope Scope) (*Response, error) {
 	var r Response
 	var at int64
-	err := l.read.QueryRowContext(ctx, `SELECT bundle_id, identity, task_id, code, body, received_at FROM responses WHERE bundle_id = $1`, bundleID).
-		Scan(&r.BundleID, &r.Identity, &r.TaskID, &r.Code, &r.Body, &at)
+	err := l.read.QueryRowContext(ctx, `SELECT bundle_id, identity, task_id, sender, code, body, received_at FROM responses WHERE bundle_id = $1`, bundleID).
+		Scan(&r.BundleID, &r.Identity, &r.TaskID, &r.Sender, &r.Code, &r.Body, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -146,5 +130,14 @@ func (l *SQLite) Bundle(ctx context.Context, bundleID string) (*Response, error)
 		return nil, fmt.Errorf("ledger: read bundle: %w", err)
 	}
 	r.ReceivedAt = fromMS(at)
+	if r.TaskID == "" {
+		if !scope.All && (scope.NotPlacer || scope.Placer != r.Sender) {
+			return nil, ErrNotFound
+		}
+		return &r, nil
+	}
+	if _, err := l.Task(ctx, r.TaskID, scope); err != nil {
+		return nil, err
+	}
 	return &r, nil
 }

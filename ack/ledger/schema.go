@@ -7,7 +7,7 @@ import (
 )
 
 // migrations upgrade the schema in order; migration i brings it to version
-// i+1. They are written in the SQL that SQLite and PostgreSQL share.
+// i+1. They are SQLite's; every other ledger has its own.
 var migrations = []string{
 	`CREATE TABLE messages (
 		task_id       TEXT PRIMARY KEY,
@@ -67,10 +67,93 @@ var migrations = []string{
 	// An R4 Bundle.id belongs to one message: the index itself rejects reuse.
 	`DROP INDEX messages_bundle_id;
 	CREATE UNIQUE INDEX messages_r4_bundle_id ON messages (bundle_id) WHERE bundle_id <> '' AND fhir_version = '4.0';`,
+	// The exchange core: placers, Task versions and the change log. An
+	// identity is taken only within the duplicate window and per sender,
+	// and an R4 Bundle.id only per placer, so messages and responses are
+	// rebuilt without their unique constraints (foreign keys are off while migrations run).
+	`CREATE TABLE messages_v7 (
+		task_id         TEXT PRIMARY KEY,
+		identity        TEXT NOT NULL,
+		placer          TEXT NOT NULL DEFAULT '',
+		bundle_id       TEXT NOT NULL DEFAULT '',
+		header_id       TEXT NOT NULL DEFAULT '',
+		fhir_version    TEXT NOT NULL,
+		event           TEXT NOT NULL,
+		fillers         TEXT NOT NULL,
+		body            BLOB NOT NULL,
+		response_url    TEXT NOT NULL DEFAULT '',
+		status          TEXT NOT NULL,
+		business_status TEXT NOT NULL DEFAULT '',
+		answer_status   INTEGER NOT NULL,
+		answer_type     TEXT NOT NULL DEFAULT '',
+		answer_body     BLOB NOT NULL,
+		received_at     INTEGER NOT NULL,
+		routed_at       INTEGER NOT NULL DEFAULT 0,
+		ack_due         INTEGER NOT NULL DEFAULT 0,
+		version         INTEGER NOT NULL DEFAULT 1,
+		changed_at      INTEGER NOT NULL,
+		outputs         INTEGER NOT NULL DEFAULT 0
+	);
+	INSERT INTO messages_v7 (task_id, identity, bundle_id, header_id, fhir_version, event, fillers, body, response_url, status,
+		business_status, answer_status, answer_type, answer_body, received_at, routed_at, ack_due, changed_at, outputs)
+		SELECT task_id, identity, bundle_id, header_id, fhir_version, event, fillers, body, response_url, status,
+		business_status, answer_status, answer_type, answer_body, received_at, routed_at, ack_due, updated_at * 1000 + (rowid % 1000),
+		(SELECT count(*) FROM responses r WHERE r.task_id = messages.task_id) FROM messages;
+	DROP TABLE messages;
+	ALTER TABLE messages_v7 RENAME TO messages;
+	CREATE INDEX messages_identity ON messages (identity, received_at);
+	CREATE INDEX messages_bundle_id ON messages (bundle_id, placer) WHERE bundle_id <> '';
+	CREATE INDEX messages_changed_at ON messages (changed_at);
+	CREATE INDEX messages_placer ON messages (placer, changed_at);
+	CREATE INDEX messages_ack_due ON messages (ack_due) WHERE ack_due > 0;
+	CREATE TABLE deliveries (
+		exchange_id     TEXT NOT NULL,
+		filler          TEXT NOT NULL,
+		PRIMARY KEY (exchange_id, filler)
+	);
+	CREATE INDEX deliveries_filler ON deliveries (filler, exchange_id);
+	INSERT INTO deliveries (exchange_id, filler) SELECT m.task_id, f.value FROM messages m, json_each('["' || replace(m.fillers, ',', '","') || '"]') f
+		WHERE m.fillers <> '';
+	CREATE TABLE responses_v7 (
+		bundle_id   TEXT PRIMARY KEY,
+		identity    TEXT NOT NULL,
+		task_id     TEXT NOT NULL,
+		sender      TEXT NOT NULL DEFAULT '',
+		code        TEXT NOT NULL,
+		body        BLOB NOT NULL,
+		received_at INTEGER NOT NULL
+	);
+	INSERT INTO responses_v7 (bundle_id, identity, task_id, code, body, received_at)
+		SELECT bundle_id, identity, task_id, code, body, received_at FROM responses ORDER BY rowid;
+	DROP TABLE responses;
+	ALTER TABLE responses_v7 RENAME TO responses;
+	CREATE INDEX responses_task_id ON responses (task_id, received_at);
+	CREATE INDEX responses_identity ON responses (identity, sender);
+	CREATE TABLE changes (
+		seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+		task_id         TEXT NOT NULL,
+		exchange_id     TEXT NOT NULL,
+		version         INTEGER NOT NULL,
+		kind            TEXT NOT NULL,
+		partner         TEXT NOT NULL DEFAULT '',
+		detail          TEXT NOT NULL DEFAULT '',
+		status          TEXT NOT NULL,
+		business_status TEXT NOT NULL DEFAULT '',
+		outputs         INTEGER NOT NULL DEFAULT 0,
+		at              INTEGER NOT NULL
+	);
+	CREATE UNIQUE INDEX changes_task_version ON changes (task_id, version);
+	INSERT INTO changes (task_id, exchange_id, version, kind, status, business_status, outputs, at)
+		SELECT task_id, task_id, 1, 'accepted', status, business_status, outputs, changed_at FROM messages;`,
 }
 
-// migrate brings the schema to the latest version in one transaction.
+// migrate brings the schema to the latest version in one transaction, with
+// foreign keys off (a migration may rebuild a table others refer to).
 func migrate(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return fmt.Errorf("ledger: migrate: %w", err)
+	}
+	defer func() { _, _ = db.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`) }()
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("ledger: migrate: %w", err)

@@ -15,20 +15,16 @@ import (
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
 )
 
-// Options tune a SQLite ledger.
-type Options struct {
-	// Now is the clock (default time.Now).
-	Now func() time.Time
-	// MaxBatch bounds how many operations share one transaction (default 256).
-	MaxBatch int
-}
-
 // SQLite is the embedded ledger: one file, WAL, synchronous=FULL.
 type SQLite struct {
 	write    *sql.DB // one connection, owned by the writer goroutine
 	read     *sql.DB // readers; WAL lets them run beside the writer
 	now      func() time.Time
+	window   time.Duration
 	maxBatch int
+	// lastAt is the instant (µs) of the newest change, owned by the writer:
+	// every change gets a later one (see stamp).
+	lastAt int64
 
 	conn  *sql.Conn            // the writer's connection, held while Run runs
 	stmts map[string]*sql.Stmt // the writer's prepared statements, by SQL text
@@ -58,12 +54,7 @@ type op struct {
 // OpenSQLite opens (creating if needed) the ledger at path and migrates its
 // schema. Call Run to start writing and Close when done.
 func OpenSQLite(ctx context.Context, path string, opts Options) (*SQLite, error) {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 256
-	}
+	opts = opts.withDefaults()
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("ledger: %w", err)
@@ -91,7 +82,7 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (*SQLite, error)
 	}
 	r.SetMaxOpenConns(4)
 	l := &SQLite{
-		write: w, read: r, now: opts.Now, maxBatch: opts.MaxBatch,
+		write: w, read: r, now: opts.Now, window: opts.DuplicateWindow, maxBatch: opts.MaxBatch,
 		ops: make(chan *op), closing: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	if err := migrate(ctx, w); err != nil {
@@ -104,6 +95,10 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (*SQLite, error)
 		return nil, fmt.Errorf("ledger: count outbox: %w", err)
 	}
 	l.backlog.Store(n)
+	if err := r.QueryRowContext(ctx, `SELECT coalesce(max(at), 0) FROM changes`).Scan(&l.lastAt); err != nil {
+		l.closeDBs()
+		return nil, fmt.Errorf("ledger: read the change log: %w", err)
+	}
 	return l, nil
 }
 
@@ -320,6 +315,27 @@ func (t *wtx) queryRow(query string, args ...any) rowScanner {
 	return s.QueryRowContext(t.ctx, args...)
 }
 
+func (t *wtx) query(query string, args ...any) (*sql.Rows, error) {
+	s, err := t.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(t.ctx, args...)
+}
+
+// stamp is the instant of a change, in microseconds: the clock's, or one
+// past the newest change's when the clock is not ahead of it. The writer
+// assigns stamps in commit order, so no later commit can undercut an
+// instant a reader has seen.
+func (t *wtx) stamp() int64 {
+	at := t.l.now().UnixMicro()
+	if at <= t.l.lastAt {
+		at = t.l.lastAt + 1
+	}
+	t.l.lastAt = at
+	return at
+}
+
 // errRow is a row that fails to scan with err.
 type errRow struct{ err error }
 
@@ -354,3 +370,12 @@ func fromMS(ms int64) time.Time {
 	}
 	return time.UnixMilli(ms).UTC()
 }
+
+func fromMicros(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+var _ Ledger = (*SQLite)(nil)

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fhirgw/fhirgw/cmd/replay"
 	"github.com/fhirgw/fhirgw/gateway"
 	"github.com/fhirgw/fhirgw/testing/brokertest"
 	"github.com/fhirgw/fhirgw/testing/gatewaytest"
-	"github.com/fhirgw/fhirgw/cmd/replay"
 	"github.com/fhirgw/fhirgw/testing/samplefiller"
 	"github.com/fhirgw/fhirgw/testing/wait"
 	"github.com/gin-gonic/gin"

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fhirgw/fhirgw/ack"
+	"github.com/fhirgw/fhirgw/ack/ledger"
 	"github.com/fhirgw/fhirgw/envelope"
 )
 
@@ -180,7 +180,7 @@ func follow(ctx context.Context, c *client, every time.Duration, it Item, x Exch
 		if r.Response == "" {
 			r.Response = t.Response
 		}
-		if met(it.Expect, *r) || ack.Terminal(t.Status) {
+		if met(it.Expect, *r) || ledger.Status(t.Status).Terminal() {
 			return
 		}
 		select {

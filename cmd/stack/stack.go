@@ -71,7 +71,8 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 		return nil, err
 	}
 	topo := cfg.Topology()
-	led, err := ledger.OpenSQLite(ctx, cfg.Ledger.DSN, ledger.Options{Now: o.Now})
+	led, err := ledger.OpenSQLite(ctx, cfg.Ledger.DSN, ledger.Options{Now: o.Now,
+		DuplicateWindow: time.Duration(cfg.ReliableCacheMinutes) * time.Minute})
 	if err != nil {
 		return nil, err
 	}

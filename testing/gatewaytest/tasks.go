@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fhirgw/fhirgw/ack"
+	"github.com/fhirgw/fhirgw/ack/ledger"
 	"github.com/fhirgw/fhirgw/envelope"
 )
 
@@ -99,7 +99,7 @@ func (s *Stack) AwaitTask(t testing.TB, location, status string, wait time.Durat
 		switch {
 		case err == nil && task.Status == status:
 			return task
-		case err == nil && ack.Terminal(task.Status):
+		case err == nil && ledger.Status(task.Status).Terminal():
 			t.Fatalf("want Task status %s, but the Task ended: %v", status, task)
 		case time.Now().After(deadline):
 			if err != nil {
