@@ -46,7 +46,13 @@ func (s deliverySink) Delivered(ctx context.Context, m adapters.Message, res ada
 				zap.String("taskId", m.TaskID), zap.String("filler", m.Filler), zap.String("rule", ruleOf(err)))
 			continue
 		}
-		err = g.recordResponse(ctx, "", ledger.FillerScope([]string{m.Filler}), msg)
+		// It answers the message delivered, unless it quotes another one of
+		// the filler's.
+		if quoted := msg.Header.Response.Identifier; quoted.Value == m.Identity || quoted.String() == m.Identity {
+			err = g.recordFor(ctx, m.TaskID, msg)
+		} else {
+			err = g.recordResponse(ctx, "", ledger.FillerScope([]string{m.Filler}), msg)
+		}
 		switch {
 		case err == nil || errors.Is(err, ledger.ErrDuplicate):
 			answered = true
@@ -99,5 +105,16 @@ func (g *Gateway) answerPlacer(ctx context.Context, taskID string, request []byt
 	if err != nil {
 		return fmt.Errorf("gateway: its own response does not parse: %w", err)
 	}
-	return g.recordResponse(ctx, "", ledger.Anyone, resp)
+	return g.recordFor(ctx, taskID, resp)
+}
+
+// recordFor records a response the gateway has in hand for a known task
+// (see record).
+func (g *Gateway) recordFor(ctx context.Context, taskID string, msg *envelope.Message) error {
+	req, err := g.ledger.Task(ctx, taskID, ledger.Anyone)
+	if err != nil {
+		return err
+	}
+	_, err = g.record(ctx, "", req, msg)
+	return err
 }

@@ -2,9 +2,10 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"strings"
 )
 
 // Pending returns up to limit outbox entries after seq, oldest first, with
@@ -55,27 +56,26 @@ func (l *SQLite) Published(ctx context.Context, entries ...OutboxEntry) error {
 		removed, _ = res.RowsAffected()
 		now := l.ms(l.now())
 		for _, task := range tasks {
-			res, err := tx.exec(`UPDATE messages SET routed_at = $1 WHERE task_id = $2
-				AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.task_id = messages.task_id)`, now, task)
+			// One statement marks the task routed and makes its new version,
+			// when no publish of it is left; one more logs the change.
+			at := tx.stamp()
+			var status, business string
+			var version, outputs int
+			err := tx.queryRow(`UPDATE messages SET routed_at = $1, version = version + 1, changed_at = $2,
+				business_status = CASE WHEN business_status LIKE 'queued for %' THEN 'routed to ' || substr(business_status, 12) ELSE business_status END
+				WHERE task_id = $3 AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.task_id = messages.task_id)
+				RETURNING status, business_status, version, outputs`, now, at, task).Scan(&status, &business, &version, &outputs)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // still owed to another filler, or gone
+			}
 			if err != nil {
 				return fmt.Errorf("ledger: mark routed: %w", err)
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				continue // still owed to another filler, or gone
-			}
-			if _, err := tx.apply(task, Change{Kind: ChangePublished}, routed, 0, true); err != nil {
-				return fmt.Errorf("ledger: mark routed: %w", err)
+			if err := tx.logChange(Change{TaskID: task, ExchangeID: task, Kind: ChangePublished, Version: version,
+				Status: Status(status), BusinessStatus: business}, outputs, at); err != nil {
+				return err
 			}
 		}
 		return nil
 	}, func() { l.backlog.Add(-removed) })
-}
-
-// routed turns "queued for <fillers>" into "routed to <fillers>"; any other
-// business status (an answer came first) stays.
-func routed(_ Status, business string) (Status, string) {
-	if rest, ok := strings.CutPrefix(business, "queued for "); ok {
-		return "", "routed to " + rest
-	}
-	return "", ""
 }

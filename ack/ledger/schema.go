@@ -102,7 +102,7 @@ var migrations = []string{
 	DROP TABLE messages;
 	ALTER TABLE messages_v7 RENAME TO messages;
 	CREATE INDEX messages_identity ON messages (identity, received_at);
-	CREATE INDEX messages_bundle_id ON messages (bundle_id, placer) WHERE bundle_id <> '';
+	CREATE INDEX messages_bundle_id ON messages (bundle_id, placer);
 	CREATE INDEX messages_changed_at ON messages (changed_at);
 	CREATE INDEX messages_placer ON messages (placer, changed_at);
 	CREATE INDEX messages_ack_due ON messages (ack_due) WHERE ack_due > 0;
