@@ -79,3 +79,9 @@ func Encode(v any) []byte {
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
+
+// Information is an OperationOutcome with one information issue saying
+// diagnostics, as JSON.
+func Information(diagnostics string) []byte {
+	return NewOutcome(Issue{Severity: SeverityInformation, Code: IssueInformational, Diagnostics: diagnostics}).JSON()
+}

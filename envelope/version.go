@@ -65,3 +65,6 @@ func (v Version) Name() string {
 	}
 	return "auto"
 }
+
+// MediaType is the Content-Type of FHIR JSON of version v.
+func (v Version) MediaType() string { return "application/fhir+json; fhirVersion=" + v.String() }

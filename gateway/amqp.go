@@ -63,11 +63,11 @@ func (g *Gateway) ingressReply(ctx context.Context, m router.Inbound, p *partner
 	if len(m.Body) > g.cfg.HTTP.MaxBodyBytes {
 		return g.errorReply(tooLarge(g.cfg.HTTP.MaxBodyBytes))
 	}
-	in := inbound{Body: m.Body, Version: v, Partner: p, Async: true, CorrelationID: m.CorrelationID}
+	s := ack.Submission{Body: m.Body, Version: v, From: party(p), Async: true, CorrelationID: m.CorrelationID}
 	if m.ReplyTo != "" {
-		in.Callback = ack.ReplyURL(m.ReplyTo, m.CorrelationID)
+		s.ReplyTo = ack.ReplyURL(m.ReplyTo, m.CorrelationID)
 	}
-	return g.process(ctx, in)
+	return g.submit(ctx, s)
 }
 
 // replyQueueAllowed reports whether the gateway may publish answers for p
@@ -116,7 +116,7 @@ func NewReplier(pub Publisher, cfg Config, now func() time.Time) ack.Replier {
 	if now == nil {
 		now = time.Now
 	}
-	return amqpReplier{pub: pub, base: publicBase(cfg.HTTP), now: now}
+	return amqpReplier{pub: pub, base: cfg.PublicBase(), now: now}
 }
 
 type amqpReplier struct {

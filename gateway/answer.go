@@ -14,10 +14,3 @@ func (g *Gateway) writeFHIR(c *gin.Context, status int, v envelope.Version, body
 	c.Data(status, contentType(v), body)
 	c.Abort()
 }
-
-// information is an OperationOutcome with one information issue.
-func information(format string) []byte {
-	return envelope.NewOutcome(envelope.Issue{
-		Severity: envelope.SeverityInformation, Code: envelope.IssueInformational, Diagnostics: format,
-	}).JSON()
-}

@@ -5,12 +5,10 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
-	"github.com/fhirgw/fhirgw/ack/ledger"
 	"net/http"
 	"strings"
 
 	"github.com/fhirgw/fhirgw/envelope"
-	"github.com/fhirgw/fhirgw/router"
 	"github.com/gin-gonic/gin"
 )
 
@@ -111,10 +109,6 @@ func unauthorized(why string) *Error {
 	return edgeError(http.StatusUnauthorized, ErrUnauthorized, envelope.IssueType("login"), "", "%s", why)
 }
 
-func forbidden(format string, args ...any) *Error {
-	return edgeError(http.StatusForbidden, ErrForbidden, envelope.IssueType("forbidden"), "", format, args...)
-}
-
 // requireAuth is the middleware that authenticates every request it guards.
 func (g *Gateway) requireAuth(c *gin.Context) {
 	p, e := g.auth.authenticate(c.Request)
@@ -136,82 +130,3 @@ func caller(c *gin.Context) *partner {
 	}
 	return nil
 }
-
-// mayPlace reports whether p may send a request with event ev.
-func (p *partner) mayPlace(ev envelope.Event) bool {
-	if p == nil {
-		return true
-	}
-	for _, pattern := range p.Events {
-		if router.EventMatches(pattern, ev) {
-			return true
-		}
-	}
-	return false
-}
-
-// checkPlace is mayPlace as the 403 a refusal gets.
-func (p *partner) checkPlace(ev envelope.Event) *Error {
-	if p.mayPlace(ev) {
-		return nil
-	}
-	return forbidden("partner %s may not send the event %s", p.ID, ev)
-}
-
-// mayFill reports whether p may answer for one of the fillers.
-func (p *partner) mayFill(fillers []string) bool {
-	if p == nil {
-		return true
-	}
-	for _, f := range fillers {
-		for _, mine := range p.Fillers {
-			if f == mine {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// mayCallBack reports whether target is under one of p's callback prefixes
-// (any, when p lists none; the global allow-list applies in any case).
-func (p *partner) mayCallBack(target string) bool {
-	if p == nil || len(p.Callbacks) == 0 {
-		return true
-	}
-	for _, prefix := range p.Callbacks {
-		if underPrefix(target, prefix) {
-			return true
-		}
-	}
-	return false
-}
-
-// id is the partner's id ("" for the anonymous scope of auth.disabled).
-func (p *partner) id() string {
-	if p == nil {
-		return ""
-	}
-	return p.ID
-}
-
-// visible is what p may read, search and follow: the exchanges it placed
-// and those routed to a filler it answers for.
-func (p *partner) visible() ledger.Scope {
-	if p == nil {
-		return ledger.Scope{}
-	}
-	return ledger.Scope{Placer: p.ID, Fillers: p.Fillers}
-}
-
-// asFiller is where p's responses and progress may correlate: the
-// exchanges routed to a filler it answers for.
-func (p *partner) asFiller() ledger.Scope {
-	if p == nil {
-		return ledger.Scope{}
-	}
-	return ledger.FillerScope(p.Fillers)
-}
-
-// asPlacer is where p's cancellations may correlate: its own orders.
-func (p *partner) asPlacer() ledger.Scope { return ledger.PlacerScope(p.id()) }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"github.com/fhirgw/fhirgw/ack"
 	"net/http"
 	"time"
 
@@ -18,6 +19,10 @@ type Error struct {
 	RetryAfter time.Duration
 	// Err is the cause, for errors.Is and logs; never sent to the client.
 	Err error
+	// BundleID names a message the gateway kept although it refused it
+	// (Content-Location); Duplicate marks a refusal given before.
+	BundleID  string
+	Duplicate bool
 }
 
 func (e *Error) Error() string {
@@ -37,24 +42,46 @@ func (e *Error) Unwrap() error { return e.Err }
 // Outcome renders the error as an OperationOutcome.
 func (e *Error) Outcome() envelope.OperationOutcome { return envelope.NewOutcome(e.Issues...) }
 
-// Sentinel causes of edge errors, for errors.Is in tests and metrics.
+// Sentinel causes of edge errors, for errors.Is in tests and metrics. The
+// core's decisions (ack.ErrNoRoute, ...) map to statuses by rejectionStatus.
 var (
-	ErrMethod         = errors.New("method not allowed")
-	ErrMediaType      = errors.New("unsupported media type")
-	ErrTooLarge       = errors.New("body too large")
-	ErrNoRoute        = errors.New("no route")
-	ErrCustody        = errors.New("cannot take custody")
-	ErrCallback       = errors.New("response-url not allowed")
-	ErrNotFound       = errors.New("not found")
-	ErrUnmatched      = errors.New("response matches no message")
-	ErrBundleIDReused = errors.New("Bundle.id reused")
-	ErrUnauthorized   = errors.New("no or bad credentials")
-	ErrForbidden      = errors.New("not allowed for this partner")
-	ErrIdentityTaken  = errors.New("message identity held by another sender")
-	ErrNoSuchOrder    = errors.New("cancellation matches no order of the sender")
-	ErrAmbiguous      = errors.New("message matches exchanges of several placers")
-	ErrSearch         = errors.New("search parameter not understood")
+	ErrMethod       = errors.New("method not allowed")
+	ErrMediaType    = errors.New("unsupported media type")
+	ErrTooLarge     = errors.New("body too large")
+	ErrNotFound     = ack.ErrNotFound
+	ErrUnauthorized = errors.New("no or bad credentials")
+	ErrForbidden    = ack.ErrForbidden
+	ErrSearch       = errors.New("search parameter not understood")
 )
+
+// rejectionStatus is the HTTP status (and AMQP fhirgw-status) of each of
+// the core's decisions: the one table of them.
+var rejectionStatus = []struct {
+	rule   error
+	status int
+}{
+	{ack.ErrBundleIDReused, http.StatusBadRequest},
+	{ack.ErrForbidden, http.StatusForbidden},
+	{ack.ErrCallback, http.StatusForbidden},
+	{ack.ErrNotFound, http.StatusNotFound},
+	{ack.ErrIdentityTaken, http.StatusConflict},
+	{ack.ErrNoRoute, http.StatusUnprocessableEntity},
+	{ack.ErrUnmatched, http.StatusUnprocessableEntity},
+	{ack.ErrNoSuchOrder, http.StatusUnprocessableEntity},
+	{ack.ErrAmbiguous, http.StatusUnprocessableEntity},
+	{ack.ErrBusy, http.StatusServiceUnavailable},
+	{ack.ErrUnavailable, http.StatusServiceUnavailable},
+}
+
+// statusOf is the status of a core decision (500 for one not in the table).
+func statusOf(rule error) int {
+	for _, r := range rejectionStatus {
+		if errors.Is(rule, r.rule) {
+			return r.status
+		}
+	}
+	return http.StatusInternalServerError
+}
 
 // edgeError builds an Error with one issue.
 func edgeError(status int, cause error, code envelope.IssueType, expr, format string, args ...any) *Error {
@@ -79,6 +106,10 @@ func asEdgeError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	var rej *ack.Rejection
+	if errors.As(err, &rej) {
+		return &Error{Status: statusOf(rej.Err), Issues: []envelope.Issue{rej.Issue}, Err: err, BundleID: rej.BundleID, Duplicate: rej.Duplicate}
 	}
 	var inv *envelope.Error
 	if errors.As(err, &inv) {

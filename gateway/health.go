@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"github.com/fhirgw/fhirgw/ack/ledger"
 	"net/http"
 	"time"
 
@@ -20,11 +19,10 @@ func (g *Gateway) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	broker := g.relay.Ready() && (g.ingressUp == nil || g.ingressUp())
-	_, err := g.ledger.Task(ctx, "readiness-probe", ledger.Anyone)
-	ledgerOK := err == nil || isNotFound(err)
+	ledgerOK := g.core.Ping(ctx) == nil
 	status := http.StatusOK
 	if !broker || !ledgerOK {
 		status = http.StatusServiceUnavailable
 	}
-	c.JSON(status, gin.H{"broker": broker, "ledger": ledgerOK, "backlog": g.ledger.Backlog()})
+	c.JSON(status, gin.H{"broker": broker, "ledger": ledgerOK, "backlog": g.core.Backlog()})
 }

@@ -57,7 +57,7 @@ func (g *Gateway) capabilityStatement(c *gin.Context) {
 	}
 	cs := capability{
 		ResourceType: "CapabilityStatement", Status: "active", Date: instant(g.now()), Kind: "instance",
-		Software:    software{Name: "fhirgw", Version: g.responder.Sender.Version},
+		Software:    software{Name: "fhirgw", Version: g.software},
 		FHIRVersion: v.Release(), Format: []string{"application/fhir+json"}, Messaging: []messaging{msg},
 	}
 	g.writeFHIR(c, http.StatusOK, v, envelope.Encode(cs))

@@ -1,10 +1,8 @@
 package gateway
 
 import (
-	"errors"
 	"time"
 
-	"github.com/fhirgw/fhirgw/ack/ledger"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -14,11 +12,11 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 }
 
-func newMetrics(reg *prometheus.Registry, l Ledger, r Relay) (*metrics, error) {
+func newMetrics(reg *prometheus.Registry, backlog func() int, brokerReady func() bool) (*metrics, error) {
 	m := &metrics{
 		intake: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fhirgw_intake_messages_total",
-			Help: "Messages POSTed to $process-message, by outcome (accepted, duplicate, response, progress, invalid, unroutable, error).",
+			Help: "Messages offered over HTTP or AMQP, by outcome (accepted, duplicate, response, progress, cancellation, invalid, unroutable, conflict, forbidden, error).",
 		}, []string{"outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "fhirgw_intake_duration_seconds",
@@ -26,20 +24,20 @@ func newMetrics(reg *prometheus.Registry, l Ledger, r Relay) (*metrics, error) {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"outcome"}),
 	}
-	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	backlogGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "fhirgw_outbox_backlog",
 		Help: "Publishes accepted into custody and not yet confirmed by the broker.",
-	}, func() float64 { return float64(l.Backlog()) })
+	}, func() float64 { return float64(backlog()) })
 	ready := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "fhirgw_broker_ready",
 		Help: "1 while the relay holds a broker connection with the topology declared.",
 	}, func() float64 {
-		if r.Ready() {
+		if brokerReady() {
 			return 1
 		}
 		return 0
 	})
-	for _, c := range []prometheus.Collector{m.intake, m.duration, backlog, ready} {
+	for _, c := range []prometheus.Collector{m.intake, m.duration, backlogGauge, ready} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -51,5 +49,3 @@ func (m *metrics) observeIntake(outcome string, d time.Duration) {
 	m.intake.WithLabelValues(outcome).Inc()
 	m.duration.WithLabelValues(outcome).Observe(d.Seconds())
 }
-
-func isNotFound(err error) bool { return errors.Is(err, ledger.ErrNotFound) }

@@ -44,6 +44,4 @@ func (g *Gateway) versionOf(ct string) (envelope.Version, *Error) {
 }
 
 // contentType is the Content-Type of FHIR JSON answers of version v.
-func contentType(v envelope.Version) string {
-	return "application/fhir+json; fhirVersion=" + v.String()
-}
+func contentType(v envelope.Version) string { return v.MediaType() }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"flag"
+	"github.com/fhirgw/fhirgw/ack"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -52,7 +53,16 @@ func TestRenderCapabilityStatement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(Options{Config: cfg, Ledger: ledgertest.Open(t), Routes: table, Relay: idleRelay{}, Version: "test",
+	cc, err := cfg.CoreConfig("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc.Ledger, cc.Relay = ledgertest.Open(t), idleRelay{}
+	core, err := ack.NewCore(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(Options{Config: cfg, Core: core, Routes: table, Relay: idleRelay{}, Version: "test",
 		Now: func() time.Time { return time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC) }})
 	if err != nil {
 		t.Fatal(err)

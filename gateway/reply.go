@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/fhirgw/fhirgw/ack/ledger"
-	"github.com/fhirgw/fhirgw/envelope"
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 )
@@ -44,31 +42,15 @@ func (g *Gateway) errorReply(e *Error) reply {
 	if e.Status >= 500 {
 		g.log.Error("request failed", zap.Int("status", e.Status), zap.Error(e.Err))
 	}
-	return reply{Status: e.Status, ContentType: contentType(g.version), Body: e.Outcome().JSON(), RetryAfter: e.RetryAfter, Err: e}
-}
-
-// storedReply is the answer recorded for a message (accepted, or replayed
-// for a duplicate), pointing at its Task.
-func (g *Gateway) storedReply(v envelope.Version, a ledger.Answer, taskID string) reply {
-	r := reply{Status: a.Status, ContentType: a.ContentType, Body: a.Body}
-	if r.ContentType == "" {
-		r.ContentType = contentType(v)
+	if e.Status == http.StatusServiceUnavailable && e.RetryAfter == 0 {
+		e.RetryAfter = g.cfg.Outbox.RetryAfter.Std()
 	}
-	if taskID != "" {
-		r.Location = g.base + "/Task/" + taskID
+	r := reply{Status: e.Status, ContentType: contentType(g.version), Body: e.Outcome().JSON(), RetryAfter: e.RetryAfter, Err: e,
+		Duplicate: e.Duplicate}
+	if e.BundleID != "" {
+		r.Location = g.base + "/Bundle/" + e.BundleID
 	}
 	return r
-}
-
-// replayed is the answer to a message sent again: the answer recorded for
-// prior, marked as a duplicate's.
-func (g *Gateway) replayed(v envelope.Version, prior *ledger.Message) reply {
-	return g.storedReply(v, prior.Answer, prior.TaskID).duplicate()
-}
-
-// infoReply is a 200 with an information OperationOutcome.
-func infoReply(v envelope.Version, location, diagnostics string) reply {
-	return reply{Status: http.StatusOK, ContentType: contentType(v), Body: information(diagnostics), Location: location}
 }
 
 // write sends r as the HTTP response.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/fhirgw/fhirgw/ack"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -34,11 +35,9 @@ func (g *Gateway) searchTasks(c *gin.Context) {
 		g.fail(c, e)
 		return
 	}
-	q.Scope = caller(c).visible()
 	count := q.Limit
 	q.Limit = count + 1 // one more tells whether there is a next page
-	ctx := c.Request.Context()
-	tasks, total, err := g.ledger.SearchTasks(ctx, q)
+	tasks, outputs, total, err := g.core.Search(c.Request.Context(), party(caller(c)), q)
 	if err != nil {
 		g.fail(c, asEdgeError(err))
 		return
@@ -73,17 +72,8 @@ func (g *Gateway) searchTasks(c *gin.Context) {
 		next.Set(cursorParam, strconv.FormatInt(tasks[len(tasks)-1].UpdatedAt.UnixMicro(), 10))
 		b.Link = append(b.Link, link{Relation: "next", URL: g.base + "/Task?" + next.Encode()})
 	}
-	ids := make([]string, len(tasks))
-	for i, m := range tasks {
-		ids[i] = m.TaskID
-	}
-	outputs, err := g.ledger.Outputs(ctx, ids...)
-	if err != nil {
-		g.fail(c, asEdgeError(err))
-		return
-	}
 	for _, m := range tasks {
-		b.Entry = append(b.Entry, entry{FullURL: g.base + "/Task/" + m.TaskID, Resource: renderTask(m, outputsAt(m, outputs[m.TaskID])),
+		b.Entry = append(b.Entry, entry{FullURL: g.base + "/Task/" + m.TaskID, Resource: renderTask(m, ack.OutputsAt(m, outputs[m.TaskID])),
 			Search: search{Mode: "match"}})
 	}
 	g.writeFHIR(c, http.StatusOK, g.version, envelope.Encode(b))
@@ -182,13 +172,7 @@ func cloneValues(v url.Values) url.Values {
 // taskHistory is GET [base]/Task/{id}/_history: a history Bundle of every
 // version of the Task, newest first.
 func (g *Gateway) taskHistory(c *gin.Context) {
-	ctx := c.Request.Context()
-	versions, err := g.ledger.History(ctx, c.Param("id"), caller(c).visible())
-	if err != nil {
-		g.fail(c, notFoundOr(err, "Task/"+c.Param("id")))
-		return
-	}
-	outputs, err := g.ledger.Outputs(ctx, c.Param("id"))
+	versions, outputs, err := g.core.History(c.Request.Context(), party(caller(c)), c.Param("id"))
 	if err != nil {
 		g.fail(c, asEdgeError(err))
 		return
@@ -229,7 +213,7 @@ func (g *Gateway) taskHistory(c *gin.Context) {
 			req, status = request{Method: "POST", URL: "Task"}, "201 Created"
 		}
 		b.Entry = append(b.Entry, entry{
-			FullURL: g.base + "/Task/" + m.TaskID, Resource: renderTask(m, outputsAt(m, outputs[m.TaskID])), Request: req,
+			FullURL: g.base + "/Task/" + m.TaskID, Resource: renderTask(m, ack.OutputsAt(m, outputs)), Request: req,
 			Response: response{Status: status, Etag: etag(m), LastModified: lastUpdated(m.UpdatedAt)},
 		})
 	}

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -23,80 +22,50 @@ const FillerSystem = "https://fhirgw.example/fhir/sid/filler"
 // readTask is GET [base]/Task/{id}, with conditional reads, for the
 // exchanges the caller may see (any other is 404, as a missing one).
 func (g *Gateway) readTask(c *gin.Context) {
-	ctx := c.Request.Context()
-	m, err := g.ledger.Task(ctx, c.Param("id"), caller(c).visible())
+	m, outs, err := g.core.Task(c.Request.Context(), party(caller(c)), c.Param("id"))
 	if err != nil {
-		g.fail(c, notFoundOr(err, "Task/"+c.Param("id")))
+		g.fail(c, asEdgeError(err))
 		return
 	}
 	if notModified(c, m) {
 		return
 	}
-	g.writeTask(c, m)
+	g.writeTask(c, m, outs)
 }
 
 // readTaskVersion is GET [base]/Task/{id}/_history/{vid}.
 func (g *Gateway) readTaskVersion(c *gin.Context) {
-	ctx := c.Request.Context()
-	name := "Task/" + c.Param("id") + "/_history/" + c.Param("vid")
 	vid, err := strconv.Atoi(c.Param("vid"))
 	if err != nil || vid < 1 {
-		g.fail(c, edgeError(http.StatusNotFound, ErrNotFound, envelope.IssueNotFound, "", "there is no %s", name))
+		g.fail(c, edgeError(http.StatusNotFound, ErrNotFound, envelope.IssueNotFound, "", "there is no Task/%s/_history/%s", c.Param("id"), c.Param("vid")))
 		return
 	}
-	m, err := g.ledger.TaskVersion(ctx, c.Param("id"), vid, caller(c).visible())
-	if err != nil {
-		g.fail(c, notFoundOr(err, name))
-		return
-	}
-	c.Header("ETag", etag(m))
-	c.Header("Last-Modified", m.UpdatedAt.UTC().Format(http.TimeFormat))
-	g.writeTask(c, m)
-}
-
-// writeTask answers 200 with the Task of m, listing the outputs it had at
-// its version.
-func (g *Gateway) writeTask(c *gin.Context, m *ledger.Message) {
-	outputs, err := g.ledger.Outputs(c.Request.Context(), m.TaskID)
+	m, outs, err := g.core.TaskVersion(c.Request.Context(), party(caller(c)), c.Param("id"), vid)
 	if err != nil {
 		g.fail(c, asEdgeError(err))
 		return
 	}
+	c.Header("ETag", etag(m))
+	c.Header("Last-Modified", m.UpdatedAt.UTC().Format(http.TimeFormat))
+	g.writeTask(c, m, outs)
+}
+
+// writeTask answers 200 with the Task of m listing outs.
+func (g *Gateway) writeTask(c *gin.Context, m *ledger.Message, outs []ledger.Response) {
 	v, _ := envelope.ParseVersion(m.FHIRVersion)
-	g.writeFHIR(c, http.StatusOK, v, renderTask(m, outputsAt(m, outputs[m.TaskID])))
-}
-
-// outputsAt is the part of a task's responses its version m listed.
-func outputsAt(m *ledger.Message, all []ledger.Response) []ledger.Response {
-	return all[:min(len(all), m.Outputs)]
-}
-
-// notFoundOr is the 404 for a missing (or unseen) resource, else err at the
-// edge.
-func notFoundOr(err error, name string) *Error {
-	if errors.Is(err, ledger.ErrNotFound) {
-		return edgeError(http.StatusNotFound, ErrNotFound, envelope.IssueNotFound, "", "there is no %s", name)
-	}
-	return asEdgeError(err)
+	g.writeFHIR(c, http.StatusOK, v, renderTask(m, outs))
 }
 
 // readBundle is GET [base]/Bundle/{id}: a stored response message, if the
 // caller may see its exchange.
 func (g *Gateway) readBundle(c *gin.Context) {
-	ctx := c.Request.Context()
-	r, err := g.ledger.Bundle(ctx, c.Param("id"), caller(c).visible())
+	r, v, err := g.core.Bundle(c.Request.Context(), party(caller(c)), c.Param("id"), g.version)
 	if err != nil {
-		g.fail(c, notFoundOr(err, "Bundle/"+c.Param("id")))
+		g.fail(c, asEdgeError(err))
 		return
 	}
 	if notModifiedAt(c, fmt.Sprintf(`W/"%d"`, r.ReceivedAt.UnixMilli()), r.ReceivedAt) {
 		return
-	}
-	v := g.version // an unmatched response belongs to no exchange
-	if r.TaskID != "" {
-		if m, err := g.ledger.Task(ctx, r.TaskID, ledger.Anyone); err == nil {
-			v, _ = envelope.ParseVersion(m.FHIRVersion)
-		}
 	}
 	g.writeFHIR(c, http.StatusOK, v, r.Body)
 }

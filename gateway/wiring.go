@@ -3,7 +3,9 @@ package gateway
 import (
 	"fmt"
 
+	"github.com/fhirgw/fhirgw/ack"
 	"github.com/fhirgw/fhirgw/adapters"
+	"github.com/fhirgw/fhirgw/envelope"
 	"github.com/fhirgw/fhirgw/router"
 	"go.uber.org/zap"
 )
@@ -54,4 +56,39 @@ func (c Config) FillerWorkers(sink adapters.Sink, log *zap.Logger) ([]*adapters.
 		}))
 	}
 	return workers, nil
+}
+
+// CoreConfig is the exchange core's configuration from c: its rules and
+// names; the caller adds the ledger, the relay, the pusher, the logger and
+// the clock.
+func (c Config) CoreConfig(software string) (ack.CoreConfig, error) {
+	routes, err := c.RouteTable()
+	if err != nil {
+		return ack.CoreConfig{}, err
+	}
+	v, err := envelope.ParseVersion(c.FHIRVersion)
+	if err != nil || v == envelope.VersionAuto {
+		return ack.CoreConfig{}, fmt.Errorf("%w: fhirVersion %q", ErrConfig, c.FHIRVersion)
+	}
+	driven := map[string]bool{}
+	for _, f := range c.Fillers {
+		kind, _ := adapters.KindOf(f.Adapter)
+		driven[f.ID] = kind.Driven()
+	}
+	return ack.CoreConfig{
+		Routes: routes, Driven: func(filler string) bool { return driven[filler] }, CallbackAllowed: c.callbackAllowed,
+		Sender:         envelope.Sender{Name: "fhirgw", Software: "fhirgw", Version: software, Endpoint: c.PublicBase()},
+		DefaultVersion: v, MaxBytes: c.HTTP.MaxBodyBytes, MaxBacklog: c.Outbox.MaxBacklog, Retention: c.Retention.Std(),
+	}, nil
+}
+
+// callbackAllowed reports whether answers may be pushed to target: it is
+// under one of callbacks.allow.
+func (c Config) callbackAllowed(target string) bool {
+	for _, p := range c.Callbacks.Allow {
+		if ack.UnderPrefix(target, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -44,6 +44,7 @@ type Options struct {
 
 // Stack is a gateway built and ready to Run.
 type Stack struct {
+	Core    *ack.Core
 	Gateway *gateway.Gateway
 	Ledger  *ledger.SQLite
 	Relay   *router.Relay
@@ -87,14 +88,23 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 	s.publisher = router.NewPublisher(cfg.AMQP.URL, "fhirgw replies")
 	s.pusher = ack.NewPusher(ack.PusherConfig{Store: led, Log: o.Log.Named("push"), Now: o.Now, Poll: o.PushPoll,
 		Initial: o.PushInitial, Max: o.PushMax, Replier: gateway.NewReplier(s.publisher, cfg, o.Now)})
-	s.Gateway, err = gateway.New(gateway.Options{Config: cfg, Ledger: led, Routes: table, Relay: s.Relay, Log: o.Log.Named("gateway"),
-		Metrics: o.Metrics, Version: o.Version, Now: o.Now, Pusher: s.pusher, PurgeInterval: o.PurgeInterval, SweepInterval: o.SweepInterval,
+	cc, err := cfg.CoreConfig(o.Version)
+	if err != nil {
+		return nil, err
+	}
+	cc.Ledger, cc.Relay, cc.Pusher, cc.Log, cc.Now = led, s.Relay, s.pusher, o.Log.Named("core"), o.Now
+	cc.PurgeEvery, cc.SweepEvery = o.PurgeInterval, o.SweepInterval
+	if s.Core, err = ack.NewCore(cc); err != nil {
+		return nil, err
+	}
+	s.Gateway, err = gateway.New(gateway.Options{Config: cfg, Core: s.Core, Routes: table, Relay: s.Relay, Log: o.Log.Named("gateway"),
+		Metrics: o.Metrics, Version: o.Version, Now: o.Now,
 		IngressReady: func() bool { return s.Ingress.Ready() }}) // s.Ingress is set below, before anything runs
 	if err != nil {
 		return nil, err
 	}
 	s.Ingress = router.NewIngress(router.IngressConfig{URL: cfg.AMQP.URL, Topology: topo, Handler: s.Gateway.Ingress(), Grace: o.Grace, Log: o.Log.Named("ingress")})
-	if s.workers, err = cfg.FillerWorkers(s.Gateway.Sink(), o.Log.Named("filler")); err != nil {
+	if s.workers, err = cfg.FillerWorkers(s.Core.Sink(), o.Log.Named("filler")); err != nil {
 		return nil, err
 	}
 	s.ln = o.Listener
@@ -125,6 +135,8 @@ func (s *Stack) Run(ctx context.Context) error {
 	relayDone := start(relayCtx, s.Relay.Run)
 	pushCtx, stopPush := context.WithCancel(background)
 	pushDone := start(pushCtx, s.pusher.Run)
+	coreCtx, stopCore := context.WithCancel(background)
+	coreDone := start(coreCtx, s.Core.Run)
 	workerCtx, stopWorkers := context.WithCancel(background)
 	var workers sync.WaitGroup
 	for _, w := range s.workers {
@@ -144,6 +156,8 @@ func (s *Stack) Run(ctx context.Context) error {
 	stopWorkers()
 	workers.Wait()
 	log.Info("filler workers stopped")
+	stopCore()
+	err = errors.Join(err, <-coreDone)
 	stopPush()
 	err = errors.Join(err, <-pushDone)
 	s.publisher.Close()

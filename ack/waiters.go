@@ -1,9 +1,9 @@
-package gateway
+package ack
 
 import "sync"
 
-// waiters hands a filler's response to the synchronous POST waiting for it.
-// It is safe for concurrent use.
+// waiters hands a filler's response to the synchronous submission waiting
+// for it. It is safe for concurrent use.
 type waiters struct {
 	mu sync.Mutex
 	m  map[string]chan []byte

@@ -1,4 +1,4 @@
-package gateway
+package ack
 
 import "testing"
 
@@ -23,8 +23,8 @@ func TestUnderPrefix(t *testing.T) {
 		{"/relative", "http://127.0.0.1", false},
 	}
 	for _, tc := range cases {
-		if got := underPrefix(tc.target, tc.prefix); got != tc.want {
-			t.Errorf("underPrefix(%q, %q) = %v, want %v", tc.target, tc.prefix, got, tc.want)
+		if got := UnderPrefix(tc.target, tc.prefix); got != tc.want {
+			t.Errorf("UnderPrefix(%q, %q) = %v, want %v", tc.target, tc.prefix, got, tc.want)
 		}
 	}
 }

@@ -1,0 +1,92 @@
+package ack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fhirgw/fhirgw/ack/ledger"
+	"github.com/fhirgw/fhirgw/adapters"
+	"github.com/fhirgw/fhirgw/envelope"
+	"go.uber.org/zap"
+)
+
+// Sink is what the filler workers report to: a delivery moves the Task to
+// received and feeds the filler's synchronous answers into the same
+// correlation as POSTed responses; a parked message fails its Task and the
+// placer gets a transient-error response.
+func (c *Core) Sink() adapters.Sink { return deliverySink{c} }
+
+type deliverySink struct{ c *Core }
+
+var _ adapters.Sink = deliverySink{}
+
+// Deliverable is false for a cancelled task.
+func (s deliverySink) Deliverable(ctx context.Context, taskID string) (bool, error) {
+	m, err := s.c.ledger.Task(ctx, taskID, ledger.Anyone)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return true, nil // purged: still owed
+	}
+	if err != nil {
+		return false, err
+	}
+	return m.Status != ledger.StatusCancelled, nil
+}
+
+// Delivered records what the filler answered in the exchange, which moves
+// the Task on; a delivery without an answer moves it to received.
+func (s deliverySink) Delivered(ctx context.Context, m adapters.Message, res adapters.Result) error {
+	c := s.c
+	v, _ := envelope.ParseVersion(m.FHIRVersion)
+	answered := false
+	for _, body := range res.Responses {
+		msg, err := c.parser.Parse(body, v)
+		if err != nil || !msg.IsResponse() {
+			c.log.Warn("a filler answered with something that is not a response message; ignored",
+				zap.String("taskId", m.TaskID), zap.String("filler", m.Filler), zap.String("rule", ruleOf(err)))
+			continue
+		}
+		// It answers the message delivered, unless it quotes another one of
+		// the filler's.
+		if quoted := msg.Header.Response.Identifier; quoted.Value == m.Identity || quoted.String() == m.Identity {
+			err = c.recordFor(ctx, m.TaskID, msg)
+		} else if req, ferr := c.findRequest(ctx, quoted, ledger.FillerScope([]string{m.Filler})); ferr == nil {
+			_, err = c.record(ctx, "", req, msg)
+		} else {
+			c.log.Info("a filler's answer quotes no message routed to it", zap.String("taskId", m.TaskID), zap.String("filler", m.Filler))
+			continue
+		}
+		if err != nil && !errors.Is(err, ledger.ErrDuplicate) {
+			return err
+		}
+		answered = true
+	}
+	if answered {
+		return nil // the answer moved the Task past received
+	}
+	_, err := c.ledger.Apply(ctx, m.TaskID, ledger.Change{Kind: ledger.ChangeDelivered, Detail: m.Filler},
+		ledger.From(ledger.StatusReceived, "delivered to "+m.Filler, ledger.StatusRequested))
+	return err
+}
+
+// Parked fails the Task (unless it already ended: a result another filler
+// delivered stands) and answers the placer with a transient-error response
+// that says why.
+func (s deliverySink) Parked(ctx context.Context, m adapters.Message, reason string) error {
+	c := s.c
+	business := fmt.Sprintf("delivery to %s failed: %s", m.Filler, reason)
+	a, err := c.ledger.Apply(ctx, m.TaskID, ledger.Change{Kind: ledger.ChangeParked, Detail: m.Filler}, func(current ledger.Status) (ledger.Status, string) {
+		if current.Terminal() {
+			return "", ""
+		}
+		return ledger.StatusFailed, business
+	})
+	if err != nil || !a.Changed {
+		return err
+	}
+	req, err := c.ledger.Task(ctx, m.TaskID, ledger.Anyone)
+	if err != nil {
+		return err
+	}
+	return c.answerPlacer(ctx, req, envelope.ResponseTransientError, business)
+}
