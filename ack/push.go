@@ -22,8 +22,11 @@ import (
 
 // CallbackStore holds the callbacks owed to placers.
 type CallbackStore interface {
-	// DueCallbacks returns, per task, the oldest callback owed if it is due.
-	DueCallbacks(ctx context.Context, now time.Time, limit int) ([]ledger.Callback, error)
+	// DueCallbacks returns, per task, the oldest callback owed if it is due
+	// and not parked, with a seq above after, without its body.
+	DueCallbacks(ctx context.Context, now time.Time, after int64, limit int) ([]ledger.Callback, error)
+	// CallbackBody reads the response a callback carries.
+	CallbackBody(ctx context.Context, seq int64) ([]byte, error)
 	// CallbackDone forgets a callback.
 	CallbackDone(ctx context.Context, seq int64) error
 	// CallbackFailed records a failed attempt and the time of the next.
@@ -98,7 +101,7 @@ func (p *Pusher) Run(ctx context.Context) error {
 	poll := time.NewTicker(p.cfg.Poll)
 	defer poll.Stop()
 	for {
-		due, err := p.cfg.Store.DueCallbacks(ctx, p.cfg.Now(), 8*p.cfg.Concurrency)
+		due, err := p.cfg.Store.DueCallbacks(ctx, p.cfg.Now(), 0, 8*p.cfg.Concurrency)
 		if err != nil && ctx.Err() == nil {
 			p.cfg.Log.Warn("reading the callbacks owed failed", zap.Error(err))
 		}
@@ -132,6 +135,12 @@ func (p *Pusher) pushAll(ctx context.Context, due []ledger.Callback) {
 
 func (p *Pusher) push(ctx context.Context, c ledger.Callback) {
 	log := p.cfg.Log.With(zap.String("taskId", c.TaskID), zap.String("bundleId", c.BundleID), zap.Int("attempt", c.Attempts+1))
+	body, err := p.cfg.Store.CallbackBody(ctx, c.Seq)
+	if err != nil {
+		log.Warn("reading a callback failed", zap.Error(err))
+		return
+	}
+	c.Body = body
 	status, wait, err := p.send(ctx, c)
 	switch {
 	case err == nil && (status == http.StatusOK || status == http.StatusAccepted || status == http.StatusNoContent):

@@ -112,11 +112,22 @@ type Response struct {
 
 // Callback is a response owed to a placer's endpoint.
 type Callback struct {
-	Seq         int64
-	TaskID      string
-	BundleID    string
-	URL         string
-	Attempts    int
+	// Seq orders the callbacks; a task's are pushed in Seq order.
+	Seq      int64
+	TaskID   string
+	BundleID string
+	// URL is where the response goes, as the placer gave it.
+	URL string
+	// Attempts is how many attempts failed; LastError says why the last did.
+	Attempts  int
+	LastError string
+	// Body is the response message, when read (see CallbackBody).
 	Body        []byte
 	FHIRVersion string
+	// CreatedAt is when the callback was queued: when its response was
+	// recorded.
+	CreatedAt time.Time
+	// ParkedAt is when it was parked (zero: not parked), and ParkReason why.
+	ParkedAt   time.Time
+	ParkReason string
 }

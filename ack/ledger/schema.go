@@ -67,6 +67,16 @@ var migrations = []string{
 	// An R4 Bundle.id belongs to one message: the index itself rejects reuse.
 	`DROP INDEX messages_bundle_id;
 	CREATE UNIQUE INDEX messages_r4_bundle_id ON messages (bundle_id) WHERE bundle_id <> '' AND fhir_version = '4.0';`,
+	// A callback that can no longer be pushed is parked (parked_at > 0, with
+	// its reason) and blocks its task's later callbacks. A callback's age
+	// is its response's received_at (written in the same transaction).
+	// callbacks_pending walks the callbacks not parked in seq order with
+	// next_at and task_id at hand; each one's task head is then one probe of
+	// callbacks_task_id. callbacks_parked lists the parked ones.
+	`ALTER TABLE callbacks ADD COLUMN parked_at INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE callbacks ADD COLUMN park_reason TEXT NOT NULL DEFAULT '';
+	CREATE INDEX callbacks_pending ON callbacks (seq, next_at, task_id) WHERE parked_at = 0;
+	CREATE INDEX callbacks_parked ON callbacks (parked_at, seq) WHERE parked_at > 0;`,
 }
 
 // migrate brings the schema to the latest version in one transaction.
