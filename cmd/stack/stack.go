@@ -85,7 +85,7 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 		Log: o.Log.Named("relay"), Poll: o.RelayPoll})
 	s.publisher = router.NewPublisher(cfg.AMQP.URL, "fhirgw replies")
 	s.pusher = ack.NewPusher(ack.PusherConfig{Store: led, Log: o.Log.Named("push"), Now: o.Now, Poll: o.PushPoll,
-		Initial: o.PushInitial, Max: o.PushMax, Replier: gateway.NewReplier(s.publisher, cfg, o.Now)})
+		Retry: ack.RetryPolicy{Initial: o.PushInitial, Max: o.PushMax}, Replier: gateway.NewReplier(s.publisher, cfg, o.Now)})
 	s.Gateway, err = gateway.New(gateway.Options{Config: cfg, Ledger: led, Routes: table, Relay: s.Relay, Log: o.Log.Named("gateway"),
 		Metrics: o.Metrics, Version: o.Version, Now: o.Now, Pusher: s.pusher, PurgeInterval: o.PurgeInterval, SweepInterval: o.SweepInterval,
 		IngressReady: func() bool { return s.Ingress.Ready() }}) // s.Ingress is set below, before anything runs
