@@ -155,13 +155,26 @@ func underPrefix(target, prefix string) bool {
 	if !strings.EqualFold(t.Scheme, p.Scheme) || !strings.EqualFold(t.Hostname(), p.Hostname()) {
 		return false
 	}
-	if p.Port() != "" && t.Port() != p.Port() {
+	if p.Port() != "" && portOf(t) != p.Port() {
 		return false
 	}
 	if p.Path == "" || p.Path == "/" {
 		return true
 	}
 	return t.Path == strings.TrimSuffix(p.Path, "/") || strings.HasPrefix(t.Path, strings.TrimSuffix(p.Path, "/")+"/")
+}
+
+// portOf is u's port, its scheme's default when it names none.
+func portOf(u *url.URL) string {
+	switch {
+	case u.Port() != "":
+		return u.Port()
+	case strings.EqualFold(u.Scheme, "https"):
+		return "443"
+	case strings.EqualFold(u.Scheme, "http"):
+		return "80"
+	}
+	return ""
 }
 
 // ruleOf names the rule behind a rejection, for logs.
