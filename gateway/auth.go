@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/fhirgw/fhirgw/ack"
 	"github.com/fhirgw/fhirgw/envelope"
 	"github.com/fhirgw/fhirgw/router"
 	"github.com/gin-gonic/gin"
@@ -172,14 +173,19 @@ func (p *partner) mayFill(fillers []string) bool {
 	return false
 }
 
-// mayCallBack reports whether target is under one of p's callback prefixes
+// mayCallBack reports whether target, normalised as the pusher dials it
+// (ack.CallbackURL), is under one of p's callback prefixes
 // (any, when p lists none; the global allow-list applies in any case).
 func (p *partner) mayCallBack(target string) bool {
 	if p == nil || len(p.Callbacks) == 0 {
 		return true
 	}
+	u, err := ack.CallbackURL(target)
+	if err != nil {
+		return false
+	}
 	for _, prefix := range p.Callbacks {
-		if underPrefix(target, prefix) {
+		if underPrefix(u.String(), prefix) {
 			return true
 		}
 	}

@@ -128,14 +128,11 @@ func (g *Gateway) callbackURL(msg *envelope.Message, responseURL string) string 
 	return ""
 }
 
-// callbackAllowed reports whether url starts with an allowed callback prefix.
+// callbackAllowed reports whether target, normalised as the pusher dials
+// it (ack.CallbackURL), is under an allowed callback prefix.
 func (g *Gateway) callbackAllowed(target string) bool {
-	for _, p := range g.cfg.Callbacks.Allow {
-		if underPrefix(target, p) {
-			return true
-		}
-	}
-	return false
+	u, err := ack.CallbackURL(target)
+	return err == nil && g.cfg.CallbackAllowed(u)
 }
 
 // underPrefix reports whether target is under the URL prefix: the same
