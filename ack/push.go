@@ -87,6 +87,7 @@ func (r RetryPolicy) backoff(attempt int) time.Duration {
 
 // PusherConfig configures a Pusher.
 type PusherConfig struct {
+	// Store is the ledger of the callbacks owed.
 	Store CallbackStore
 	// Client makes the HTTP calls (default: 30s timeout). It is copied, and
 	// the copy never follows redirects, whatever Client.CheckRedirect says.
@@ -98,8 +99,10 @@ type PusherConfig struct {
 	// exact URL that would be (CallbackURL's, with async=true). Nil allows
 	// every URL CallbackURL accepts. A callback not allowed is parked.
 	Allowed func(u *url.URL) bool
-	Log     *zap.Logger
-	Now     func() time.Time
+	// Log gets ids, origins and outcomes, never bodies (default: none).
+	Log *zap.Logger
+	// Now is the clock of due times and ages (default time.Now).
+	Now func() time.Time
 	// Poll is how often due retries are looked for without a Notify
 	// (default 500ms).
 	Poll time.Duration
