@@ -28,7 +28,8 @@ test: lint ## the whole suite, race detector on, against a real RabbitMQ broker 
 bench: ## benchmarks, with each result's ratio to its baseline from the same run
 	{ $(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) ./envelope/ && \
 	  REQUIRE_BROKER=1 $(GO) test -run '^$$' -bench Ingest -benchtime $(INGESTN)x -count $(BENCHCOUNT) ./testing/e2e/ && \
-	  REQUIRE_BROKER=1 $(GO) test -run '^$$' -bench RoundTrip -benchtime $(ROUNDTRIPN)x -count $(BENCHCOUNT) ./testing/e2e/; } \
+	  REQUIRE_BROKER=1 $(GO) test -run '^$$' -bench RoundTrip -benchtime $(ROUNDTRIPN)x -count $(BENCHCOUNT) ./testing/e2e/ && \
+	  $(GO) test -run '^$$' -bench PushHealthyPlacer -count $(BENCHCOUNT) ./ack/; } \
 	  | $(GO) run ./testing/benchreport
 
 lint: ## gofmt and go vet

@@ -56,14 +56,19 @@ func (p Party) mayPlace(ev envelope.Event) bool {
 	return false
 }
 
-// mayCallBack reports whether target is under one of p's callback
-// prefixes (any, when it lists none; callbacks.allow applies in any case).
+// mayCallBack reports whether target, normalised as the pusher dials it
+// (CallbackURL), is under one of p's callback prefixes (any, when it lists
+// none; callbacks.allow applies in any case).
 func (p Party) mayCallBack(target string) bool {
 	if p.Anonymous || len(p.Callbacks) == 0 {
 		return true
 	}
+	u, err := CallbackURL(target)
+	if err != nil {
+		return false
+	}
 	for _, prefix := range p.Callbacks {
-		if UnderPrefix(target, prefix) {
+		if UnderPrefix(u.String(), prefix) {
 			return true
 		}
 	}

@@ -19,6 +19,10 @@ func TestUnderPrefix(t *testing.T) {
 		{"http://127.0.0.1:9001/cb", "http://127.0.0.1:9000", false},
 		{"http://127.0.0.1:9000/cb", "http://127.0.0.1:9000", true},
 		{"HTTPS://EHR.STMARYS.EXAMPLE/fhir/x", "https://ehr.stmarys.example/fhir/", true},
+		{"https://ehr.example/fhir/x", "https://ehr.example:443/fhir/", true},
+		{"https://ehr.example:443/fhir/x", "https://ehr.example/fhir/", true},
+		{"https://ehr.example:8443/fhir/x", "https://ehr.example:443/fhir/", false},
+		{"http://ehr.example/fhir/x", "http://ehr.example:80/", true},
 		{"not a url", "http://127.0.0.1", false},
 		{"/relative", "http://127.0.0.1", false},
 	}

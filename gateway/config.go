@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/fhirgw/fhirgw/ack"
 	"github.com/fhirgw/fhirgw/adapters"
 	"io"
 	"net/url"
@@ -114,9 +115,34 @@ type RetryConfig struct {
 	MaxBackoff     Duration `yaml:"maxBackoff"`
 }
 
-// CallbacksConfig limits where answers may be pushed.
+// CallbacksConfig limits where answers may be pushed and how they are.
 type CallbacksConfig struct {
+	// Allow are the URL prefixes a callback must be under.
 	Allow []string `yaml:"allow"`
+	// Retry bounds how long an answer is retried before it is parked
+	// (defaults 8 attempts, 1h, backoff 1s to 1m).
+	Retry RetryConfig `yaml:"retry"`
+	// PerOrigin is how many answers are pushed to one placer origin
+	// (scheme, host, port) at once (default 2).
+	PerOrigin int `yaml:"perOrigin"`
+}
+
+// CallbackAllowed reports whether a callback URL, normalised by
+// ack.CallbackURL, is under one of callbacks.allow: the pusher's
+// ack.PusherConfig.Allowed. A partner's own callbacks prefixes narrow
+// only what its response-url may name at intake (a callback does not
+// record its placer); every callback must be under callbacks.allow.
+func (c Config) CallbackAllowed(u *url.URL) bool {
+	if u == nil {
+		return false
+	}
+	target := u.String()
+	for _, p := range c.Callbacks.Allow {
+		if ack.UnderPrefix(target, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // AuthConfig switches authentication.
@@ -182,10 +208,15 @@ func DefaultConfig() Config {
 		AMQP:                 AMQPConfig{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefix: "fhirgw"},
 		Ledger:               LedgerConfig{Driver: "sqlite", DSN: "./data/fhirgw.db"},
 		ReliableCacheMinutes: 1440,
+		Callbacks:            CallbacksConfig{PerOrigin: 2, Retry: defaultCallbackRetry},
 		Outbox:               OutboxConfig{MaxBacklog: 10000, RetryAfter: Duration(5 * time.Second)},
 		Retention:            Duration(720 * time.Hour),
 	}
 }
+
+// defaultCallbackRetry is callbacks.retry when the file does not say.
+var defaultCallbackRetry = RetryConfig{MaxAttempts: 8, MaxAge: Duration(time.Hour),
+	InitialBackoff: Duration(time.Second), MaxBackoff: Duration(time.Minute)}
 
 // ErrConfig marks a configuration the gateway cannot start with (exit 2).
 var ErrConfig = errors.New("invalid configuration")

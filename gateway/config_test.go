@@ -73,6 +73,29 @@ func TestLoadConfigReadsTheDesignExample(t *testing.T) {
 	if cfg.Outbox.MaxBacklog != 10000 {
 		t.Errorf("outbox default %+v", cfg.Outbox)
 	}
+	if c := cfg.Callbacks; c.PerOrigin != 2 || c.Retry.MaxAttempts != 8 || c.Retry.MaxAge.Std() != time.Hour ||
+		c.Retry.InitialBackoff.Std() != time.Second || c.Retry.MaxBackoff.Std() != time.Minute {
+		t.Errorf("callbacks defaults %+v", c)
+	}
+}
+
+func TestLoadConfigReadsTheCallbackKeys(t *testing.T) {
+	body := designConfig + "outbox:\n  maxBacklog: 5\n"
+	body = strings.Replace(body, `  allow: ["https://ehr.stmarys.example/fhir/"]`, `  allow: ["https://ehr.stmarys.example/fhir/"]
+  perOrigin: 4
+  retry:
+    maxAttempts: 3
+    maxAge: 10m
+    initialBackoff: 2s
+    maxBackoff: 30s`, 1)
+	cfg, err := LoadConfig(writeConfig(t, body), env(map[string]string{"FHIRGW_CALLBACKS_RETRY_MAXATTEMPTS": "5"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.Callbacks; c.PerOrigin != 4 || c.Retry.MaxAttempts != 5 || c.Retry.MaxAge.Std() != 10*time.Minute ||
+		c.Retry.InitialBackoff.Std() != 2*time.Second || c.Retry.MaxBackoff.Std() != 30*time.Second {
+		t.Errorf("callbacks %+v", c)
+	}
 }
 
 func TestLoadConfigEnvironmentOverrides(t *testing.T) {
@@ -129,6 +152,12 @@ func TestLoadConfigRejects(t *testing.T) {
 		{"bad key hash", "partners:\n  - {id: p, apiKeySHA256: abc}\n", nil, "64 hex digits"},
 		{"incomplete jwt partner", "partners:\n  - {id: p, jwt: {issuer: https://idp.example}}\n", nil, "jwt needs issuer, jwksUrl"},
 		{"partner without credentials", "partners:\n  - {id: p}\n", nil, "has no credentials"},
+		{"callback retries without end", "callbacks:\n  retry: {maxAttempts: 0}\n", nil, "callbacks.retry.maxAttempts, .maxAge"},
+		{"callback age zero", "", map[string]string{"FHIRGW_CALLBACKS_RETRY_MAXAGE": "0s"}, "must be positive"},
+		{"callback backoff upside down", "callbacks:\n  retry: {initialBackoff: 2m, maxBackoff: 1m}\n", nil, "must not be under callbacks.retry.initialBackoff"},
+		{"callbacks per origin zero", "callbacks:\n  perOrigin: 0\n", nil, "callbacks.perOrigin must be between 1 and 64"},
+		{"callbacks per origin too many", "callbacks:\n  perOrigin: 65\n", nil, "callbacks.perOrigin must be between 1 and 64"},
+		{"unknown callbacks key", "callbacks:\n  retries: {}\n", nil, `unknown key "retries"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,6 +13,10 @@ import (
 	"github.com/fhirgw/fhirgw/router"
 )
 
+// maxPerOrigin bounds callbacks.perOrigin: the pusher's calls in flight in
+// all (ack.PusherConfig.Concurrency's default).
+const maxPerOrigin = 64
+
 // Validate checks the configuration as a whole and names every problem.
 func (c Config) Validate() error {
 	var errs []error
@@ -126,6 +130,14 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(p); err != nil || u.Scheme == "" || u.Host == "" {
 			bad("callbacks.allow[%d] %q is not an absolute URL prefix", i, p)
 		}
+	}
+	if r := c.Callbacks.Retry; r.MaxAttempts <= 0 || r.MaxAge <= 0 || r.InitialBackoff <= 0 || r.MaxBackoff <= 0 {
+		bad("callbacks.retry.maxAttempts, .maxAge, .initialBackoff and .maxBackoff must be positive")
+	} else if r.MaxBackoff < r.InitialBackoff {
+		bad("callbacks.retry.maxBackoff (%s) must not be under callbacks.retry.initialBackoff (%s)", r.MaxBackoff.Std(), r.InitialBackoff.Std())
+	}
+	if n := c.Callbacks.PerOrigin; n <= 0 || n > maxPerOrigin {
+		bad("callbacks.perOrigin must be between 1 and %d (the answers pushed at once in all)", maxPerOrigin)
 	}
 	if len(errs) == 0 {
 		return nil

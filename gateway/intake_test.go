@@ -160,6 +160,8 @@ func TestErrorsAnswerWithOperationOutcomes(t *testing.T) {
 		{"fhir 3.0", http.MethodPost, "", "application/fhir+json; fhirVersion=3.0", fixture(t, "r4/lab-order.json"), 415, envelope.IssueNotSupported},
 		{"no route", http.MethodPost, "async=true", "", unknownEvent, 422, envelope.IssueNotSupported},
 		{"callback not allowed", http.MethodPost, "async=true&response-url=https%3A%2F%2Fevil.example%2Ffhir", "", fixture(t, "r4/lab-order.json"), 403, envelope.IssueType("forbidden")},
+		// http://127.0.0.1/fhir/%2e%2e/admin: under the allowed http://127.0.0.1, but read two ways.
+		{"callback with an encoded dot segment", http.MethodPost, "async=true&response-url=http%3A%2F%2F127.0.0.1%2Ffhir%2F%252e%252e%2Fadmin", "", fixture(t, "r4/lab-order.json"), 403, envelope.IssueType("forbidden")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

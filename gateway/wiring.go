@@ -82,13 +82,10 @@ func (c Config) CoreConfig(software string) (ack.CoreConfig, error) {
 	}, nil
 }
 
-// callbackAllowed reports whether answers may be pushed to target: it is
-// under one of callbacks.allow.
+// callbackAllowed reports whether answers may be pushed to target:
+// normalised as the pusher dials it (ack.CallbackURL), it is under one of
+// callbacks.allow.
 func (c Config) callbackAllowed(target string) bool {
-	for _, p := range c.Callbacks.Allow {
-		if ack.UnderPrefix(target, p) {
-			return true
-		}
-	}
-	return false
+	u, err := ack.CallbackURL(target)
+	return err == nil && c.CallbackAllowed(u)
 }

@@ -123,14 +123,23 @@ type Ledger interface {
 	// Backlog is how many publishes the outbox holds.
 	Backlog() int
 
-	// DueCallbacks returns, for up to limit tasks, the oldest callback still
-	// owed if it is due by now.
-	DueCallbacks(ctx context.Context, now time.Time, limit int) ([]Callback, error)
+	// DueCallbacks returns, in seq order and for up to limit tasks, the
+	// head callback (the oldest still owed) of each task whose seq is above
+	// after, when it is due by now and not parked: a task's later callbacks
+	// wait behind its head, parked or not. Bodies are not read.
+	DueCallbacks(ctx context.Context, now time.Time, after int64, limit int) ([]Callback, error)
+	// CallbackBody returns the message a callback carries.
+	CallbackBody(ctx context.Context, seq int64) ([]byte, error)
 	// CallbackDone forgets a callback the placer took.
 	CallbackDone(ctx context.Context, seq int64) error
 	// CallbackFailed records a failed attempt and when to try again.
 	CallbackFailed(ctx context.Context, seq int64, next time.Time, lastError string) error
-	// Callbacks is how many callbacks are owed.
+	// CallbackParked parks a callback for good, with the reason; its task's
+	// later callbacks wait behind it, and the Task says so (a change).
+	CallbackParked(ctx context.Context, seq int64, reason string) error
+	// ParkedCallbacks returns up to limit parked callbacks, oldest first.
+	ParkedCallbacks(ctx context.Context, limit int) ([]Callback, error)
+	// Callbacks is how many callbacks are owed, parked ones included.
 	Callbacks(ctx context.Context) (int, error)
 
 	// Run writes until ctx ends or Close is called; Close stops it once what
@@ -270,13 +279,24 @@ type Response struct {
 
 // Callback is a response owed to a placer's endpoint.
 type Callback struct {
-	Seq         int64
-	TaskID      string
-	BundleID    string
-	URL         string
-	Attempts    int
+	// Seq orders the callbacks; a task's are pushed in Seq order.
+	Seq      int64
+	TaskID   string
+	BundleID string
+	// URL is where the response goes, as the placer gave it.
+	URL string
+	// Attempts is how many attempts failed; LastError says why the last did.
+	Attempts  int
+	LastError string
+	// Body is the response message, when read (see CallbackBody).
 	Body        []byte
 	FHIRVersion string
+	// CreatedAt is when the callback was queued: when its response was
+	// recorded.
+	CreatedAt time.Time
+	// ParkedAt is when it was parked (zero: not parked), and ParkReason why.
+	ParkedAt   time.Time
+	ParkReason string
 }
 
 // ChangeKind says what a change-log row records.
@@ -294,6 +314,8 @@ const (
 	ChangeCancelled ChangeKind = "cancelled"
 	ChangeStatus    ChangeKind = "status"
 	ChangePurged    ChangeKind = "purged"
+	// ChangeCallbackParked: an answer could not be delivered to the placer.
+	ChangeCallbackParked ChangeKind = "callback-parked"
 )
 
 // Change is one row of the change log.

@@ -145,6 +145,16 @@ var migrations = []string{
 	CREATE UNIQUE INDEX changes_task_version ON changes (task_id, version);
 	INSERT INTO changes (task_id, exchange_id, version, kind, status, business_status, outputs, at)
 		SELECT task_id, task_id, 1, 'accepted', status, business_status, outputs, changed_at FROM messages;`,
+	// A callback that can no longer be pushed is parked (parked_at > 0, with
+	// its reason) and blocks its task's later callbacks. A callback's age
+	// is its response's received_at (written in the same transaction).
+	// callbacks_pending walks the callbacks not parked in seq order with
+	// next_at and task_id at hand; each one's task head is then one probe of
+	// callbacks_task_id. callbacks_parked lists the parked ones.
+	`ALTER TABLE callbacks ADD COLUMN parked_at INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE callbacks ADD COLUMN park_reason TEXT NOT NULL DEFAULT '';
+	CREATE INDEX callbacks_pending ON callbacks (seq, next_at, task_id) WHERE parked_at = 0;
+	CREATE INDEX callbacks_parked ON callbacks (parked_at, seq) WHERE parked_at > 0;`,
 }
 
 // migrate brings the schema to the latest version in one transaction, with

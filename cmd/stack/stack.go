@@ -38,8 +38,9 @@ type Options struct {
 
 	PurgeInterval, SweepInterval time.Duration
 	RelayPoll                    time.Duration
-	PushPoll, PushInitial        time.Duration
-	PushMax                      time.Duration
+	// PushPoll is how often the pusher looks for retries due; how it
+	// retries is the Config's callbacks.retry.
+	PushPoll time.Duration
 }
 
 // Stack is a gateway built and ready to Run.
@@ -86,8 +87,11 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 	s.Relay = router.NewRelay(router.RelayConfig{URL: cfg.AMQP.URL, Outbox: gateway.LedgerOutbox{Ledger: led}, Topology: topo,
 		Log: o.Log.Named("relay"), Poll: o.RelayPoll})
 	s.publisher = router.NewPublisher(cfg.AMQP.URL, "fhirgw replies")
+	retry := cfg.Callbacks.Retry
 	s.pusher = ack.NewPusher(ack.PusherConfig{Store: led, Log: o.Log.Named("push"), Now: o.Now, Poll: o.PushPoll,
-		Initial: o.PushInitial, Max: o.PushMax, Replier: gateway.NewReplier(s.publisher, cfg, o.Now)})
+		Retry: ack.RetryPolicy{MaxAttempts: retry.MaxAttempts, MaxAge: retry.MaxAge.Std(),
+			Initial: retry.InitialBackoff.Std(), Max: retry.MaxBackoff.Std()},
+		PerOrigin: cfg.Callbacks.PerOrigin, Allowed: cfg.CallbackAllowed, Replier: gateway.NewReplier(s.publisher, cfg, o.Now)})
 	cc, err := cfg.CoreConfig(o.Version)
 	if err != nil {
 		return nil, err

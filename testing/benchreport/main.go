@@ -1,7 +1,10 @@
 // Command benchreport reads `go test -bench` output on stdin, copies it to
-// stdout, and then prints, for every benchmark group that has a sub-benchmark
-// named baseline-*, each other sub-benchmark's cost as a ratio of that
-// baseline: all measured in the same run on the same machine.
+// stdout, and then prints, for every benchmark group that has a baseline
+// sub-benchmark (named baseline-*, or alone for a benchmark that measures
+// something alone and beside a disturbance), each other sub-benchmark's
+// cost as a ratio of that baseline, and the ratio of every other metric
+// both report (b.ReportMetric units such as p99-ms): all measured in the
+// same run on the same machine.
 //
 //	go test -run '^$' -bench . -benchmem ./... | go run ./testing/benchreport
 package main
@@ -31,7 +34,16 @@ type result struct {
 	nsPerOp       float64
 	allocsPerOp   float64
 	hasAllocStats bool
+	// metrics are the means of the other units (ReportMetric's), in the
+	// order first seen; counts how many runs reported each.
+	metrics map[string]float64
+	counts  map[string]int
+	units   []string
 }
+
+// isBaseline reports whether a sub-benchmark's name marks its group's
+// baseline.
+func isBaseline(sub string) bool { return strings.HasPrefix(sub, "baseline") || sub == "alone" }
 
 var line = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
 
@@ -73,10 +85,11 @@ func report(in io.Reader, out io.Writer) error {
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	header := false
+	var extra []string // rows of the other metrics' table
 	for _, g := range groupOrder {
 		var base string
 		for _, name := range groups[g] {
-			if strings.HasPrefix(name[len(g)+1:], "baseline") {
+			if isBaseline(name[len(g)+1:]) {
 				base = name
 			}
 		}
@@ -98,7 +111,24 @@ func report(in io.Reader, out io.Writer) error {
 			r := results[name]
 			fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%.0f\t%s\t%.2fx\t%.2fx\t\n", name, r.nsPerOp, r.allocs(), base[len(g)+1:], b.nsPerOp, b.allocs(),
 				r.nsPerOp/b.nsPerOp, b.nsPerOp/r.nsPerOp)
+			for _, unit := range r.units {
+				if bv, ok := b.metrics[unit]; ok && bv != 0 {
+					extra = append(extra, fmt.Sprintf("%s\t%s\t%.4g\t%s\t%.4g\t%.2fx\t", name, unit, r.metrics[unit], base[len(g)+1:], bv, r.metrics[unit]/bv))
+				}
+			}
 		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(extra) == 0 {
+		return nil
+	}
+	fmt.Fprintln(out, "\nTheir other metrics beside the baseline's: ratio = value ÷ baseline value.")
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "benchmark\tmetric\tvalue\tbaseline\tbaseline value\tratio\t")
+	for _, row := range extra {
+		fmt.Fprintln(tw, row)
 	}
 	return tw.Flush()
 }
@@ -113,11 +143,22 @@ func (r *result) add(metrics string) {
 		if err != nil {
 			continue
 		}
-		switch f[i+1] {
+		switch unit := f[i+1]; unit {
 		case "ns/op":
 			ns = v
 		case "allocs/op":
 			allocs, r.hasAllocStats = v, true
+		case "B/op", "MB/s":
+		default:
+			if r.metrics == nil {
+				r.metrics, r.counts = map[string]float64{}, map[string]int{}
+			}
+			if _, seen := r.metrics[unit]; !seen {
+				r.units = append(r.units, unit)
+			}
+			n := float64(r.counts[unit])
+			r.metrics[unit] = (r.metrics[unit]*n + v) / (n + 1)
+			r.counts[unit]++
 		}
 	}
 	n := float64(r.runs)

@@ -29,3 +29,25 @@ PASS
 		t.Error("a group without baseline was reported")
 	}
 }
+
+func TestReportAloneIsABaselineAndOtherMetricsAreCompared(t *testing.T) {
+	in := `BenchmarkPushHealthyPlacer/alone-2   100   1000 ns/op   400 ns/answer   300 p50-ns/answer
+BenchmarkPushHealthyPlacer/alone-2   100   1000 ns/op   600 ns/answer   300 p50-ns/answer
+BenchmarkPushHealthyPlacer/with-hanging-placer-2   100   1500 ns/op   1000 ns/answer   600 p50-ns/answer
+`
+	var out bytes.Buffer
+	if err := report(strings.NewReader(in), &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()[len(in):]
+	for _, want := range []string{"BenchmarkPushHealthyPlacer/with-hanging-placer", "alone", "1.50x", "0.67x", // ns/op
+		"ns/answer", "2.00x", // 1000 against the mean 500
+		"p50-ns/answer"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in:\n%s", want, got)
+		}
+	}
+	if strings.Count(got, "2.00x") != 2 { // ns/answer and p50-ns/answer
+		t.Errorf("want the two metrics' ratios of 2.00x in:\n%s", got)
+	}
+}

@@ -88,6 +88,11 @@ func Start(t testing.TB, cfg gateway.Config, opts ...Option) *Stack {
 		cfg.AMQP.URL = brokertest.URL(t)
 	}
 	cfg.Ledger.DSN = filepath.Join(t.TempDir(), "fhirgw.db")
+	if def := gateway.DefaultConfig().Callbacks.Retry; cfg.Callbacks.Retry == def {
+		// Answers to placers are retried quickly, unless the test says how.
+		cfg.Callbacks.Retry.InitialBackoff = gateway.Duration(50 * time.Millisecond)
+		cfg.Callbacks.Retry.MaxBackoff = gateway.Duration(time.Second)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +105,7 @@ func Start(t testing.TB, cfg gateway.Config, opts ...Option) *Stack {
 	cfg.HTTP.PublicURL = "http://" + ln.Addr().String() + cfg.HTTP.BasePath
 	st, err := stack.New(context.Background(), stack.Options{Config: cfg, Log: log, Version: "test", Listener: ln, Now: o.now,
 		Grace: 5 * time.Second, PurgeInterval: o.purgeInterval, SweepInterval: 50 * time.Millisecond, RelayPoll: 100 * time.Millisecond,
-		PushPoll: 50 * time.Millisecond, PushInitial: 50 * time.Millisecond, PushMax: time.Second})
+		PushPoll: 50 * time.Millisecond})
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -589,28 +590,55 @@ func testCallbacks(t *testing.T, s *suite) {
 			t.Fatal(err)
 		}
 	}
-	due, err := s.l.DueCallbacks(ctx, s.c.Now(), 10)
+	due, err := s.l.DueCallbacks(ctx, s.c.Now(), 0, 10)
 	if err != nil || len(due) != 1 || due[0].BundleID != "b-0" || due[0].URL != m.ResponseURL || due[0].FHIRVersion != "4.0" {
 		t.Fatalf("due %+v %v (one per task, the oldest)", due, err)
 	}
 	if err := s.l.CallbackFailed(ctx, due[0].Seq, s.c.Now().Add(time.Minute), "503"); err != nil {
 		t.Fatal(err)
 	}
-	if due, _ := s.l.DueCallbacks(ctx, s.c.Now(), 10); len(due) != 0 {
+	if due, _ := s.l.DueCallbacks(ctx, s.c.Now(), 0, 10); len(due) != 0 {
 		t.Errorf("a callback waiting for its retry is due: %+v (the later one waits behind it)", due)
 	}
 	s.c.Add(2 * time.Minute)
-	due, _ = s.l.DueCallbacks(ctx, s.c.Now(), 10)
+	due, _ = s.l.DueCallbacks(ctx, s.c.Now(), 0, 10)
 	if len(due) != 1 || due[0].Attempts != 1 {
 		t.Fatalf("after the wait: %+v", due)
 	}
 	if err := s.l.CallbackDone(ctx, due[0].Seq); err != nil {
 		t.Fatal(err)
 	}
-	if due, _ := s.l.DueCallbacks(ctx, s.c.Now(), 10); len(due) != 1 || due[0].BundleID != "b-1" {
+	if due, _ := s.l.DueCallbacks(ctx, s.c.Now(), 0, 10); len(due) != 1 || due[0].BundleID != "b-1" {
 		t.Errorf("the next one: %+v", due)
 	}
 	if n, _ := s.l.Callbacks(ctx); n != 1 {
 		t.Errorf("%d callbacks owed", n)
+	}
+	due, _ = s.l.DueCallbacks(ctx, s.c.Now(), 0, 10)
+	if body, err := s.l.CallbackBody(ctx, due[0].Seq); err != nil || string(body) != "{}" {
+		t.Errorf("callback body %q %v", body, err)
+	}
+	// A parked head blocks its task's later answers, and the Task says so.
+	if err := s.l.AddResponse(ctx, &ledger.Response{BundleID: "b-2", Identity: "r-2", TaskID: m.TaskID, Code: "ok", Body: []byte("{}")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.l.CallbackParked(ctx, due[0].Seq, "placer answered 400"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.l.CallbackParked(ctx, due[0].Seq, "again"); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := s.l.DueCallbacks(ctx, s.c.Now().Add(time.Hour), 0, 10); len(due) != 0 {
+		t.Errorf("behind a parked callback: %+v", due)
+	}
+	parked, err := s.l.ParkedCallbacks(ctx, 10)
+	if err != nil || len(parked) != 1 || parked[0].BundleID != "b-1" || parked[0].ParkReason != "placer answered 400" {
+		t.Errorf("parked %+v %v", parked, err)
+	}
+	task, _ := s.l.Task(ctx, m.TaskID, ledger.Anyone)
+	changes, _ := s.l.Changes(ctx, 0, 100)
+	last := changes[len(changes)-1]
+	if !strings.Contains(task.BusinessStatus, "placer answered 400") || last.Kind != ledger.ChangeCallbackParked || last.Version != task.Version {
+		t.Errorf("the Task after parking: %q, last change %+v", task.BusinessStatus, last)
 	}
 }

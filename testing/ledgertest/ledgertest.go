@@ -5,6 +5,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/fhirgw/fhirgw/ack/ledger"
 )
@@ -13,8 +14,15 @@ import (
 // the test ends.
 func Open(t testing.TB) *ledger.SQLite {
 	t.Helper()
+	return OpenWithClock(t, nil)
+}
+
+// OpenWithClock is Open with the ledger's clock now (nil: time.Now), for
+// tests that move time themselves.
+func OpenWithClock(t testing.TB, now func() time.Time) *ledger.SQLite {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	l, err := ledger.OpenSQLite(ctx, filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{})
+	l, err := ledger.OpenSQLite(ctx, filepath.Join(t.TempDir(), "ledger.db"), ledger.Options{Now: now})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
