@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/fhirgw/fhirgw/ack/ledger"
 	"github.com/fhirgw/fhirgw/envelope"
@@ -51,7 +52,7 @@ func (c *Core) takeProgress(ctx context.Context, s Submission, msg *envelope.Mes
 // takeAnswer records a filler's response or progress message in req's
 // exchange, and says so.
 func (c *Core) takeAnswer(ctx context.Context, from Party, req *ledger.Message, msg *envelope.Message, kind Kind) (Outcome, error) {
-	bundleID, err := c.record(ctx, from.ID, req, msg)
+	bundleID, err := c.record(ctx, from.ID, answeringFiller(from, req), req, msg)
 	if err != nil && !errors.Is(err, ledger.ErrDuplicate) {
 		return Outcome{}, unavailable(err, "the message could not be recorded; retry later")
 	}
@@ -86,7 +87,7 @@ func (c *Core) takeUnmatched(ctx context.Context, from Party, msg *envelope.Mess
 // it for the placer and hands a response to a synchronous waiter. A message
 // recorded before returns ledger.ErrDuplicate, with the Bundle recorded
 // then.
-func (c *Core) record(ctx context.Context, sender string, req *ledger.Message, msg *envelope.Message) (bundleID string, err error) {
+func (c *Core) record(ctx context.Context, sender, filler string, req *ledger.Message, msg *envelope.Message) (bundleID string, err error) {
 	code := "progress"
 	if msg.IsResponse() {
 		code = string(msg.Header.Response.Code)
@@ -105,7 +106,7 @@ func (c *Core) record(ctx context.Context, sender string, req *ledger.Message, m
 		status = next
 		return next, business
 	}
-	r := &ledger.Response{BundleID: c.newID(), Identity: msg.Identity.Key(), TaskID: req.TaskID, Sender: sender, Code: code, Body: msg.Raw}
+	r := &ledger.Response{BundleID: c.newID(), Identity: msg.Identity.Key(), TaskID: req.TaskID, Sender: sender, Filler: filler, Code: code, Body: msg.Raw}
 	if err := c.ledger.AddResponse(ctx, r, move); err != nil {
 		return r.BundleID, err
 	}
@@ -113,6 +114,9 @@ func (c *Core) record(ctx context.Context, sender string, req *ledger.Message, m
 		zap.String("bundleId", r.BundleID), zap.String("partner", sender))
 	if msg.IsResponse() {
 		c.waiters.deliver(req.TaskID, msg.Raw)
+		if req.Cancels != "" {
+			c.decideCancellation(ctx, sender, filler, req, msg.Header.Response.Code)
+		}
 	}
 	if c.cfg.Pusher != nil && req.ResponseURL != "" {
 		c.cfg.Pusher.Notify()
@@ -120,14 +124,31 @@ func (c *Core) record(ctx context.Context, sender string, req *ledger.Message, m
 	return r.BundleID, nil
 }
 
-// recordFor records a message the gateway has in hand for a known task.
-func (c *Core) recordFor(ctx context.Context, taskID string, msg *envelope.Message) error {
+// recordFor records a message the gateway has in hand for a known task,
+// from filler.
+func (c *Core) recordFor(ctx context.Context, taskID, filler string, msg *envelope.Message) error {
 	req, err := c.ledger.Task(ctx, taskID, ledger.Anyone)
 	if err != nil {
 		return err
 	}
-	_, err = c.record(ctx, "", req, msg)
+	_, err = c.record(ctx, "", filler, req, msg)
 	return err
+}
+
+// answeringFiller is the filler of req that from answers for: the first of
+// req's fillers it may answer for. The anonymous party (authentication
+// off) cannot be told apart by filler: its answers move every filler's
+// Task still open ("").
+func answeringFiller(from Party, req *ledger.Message) string {
+	if from.Anonymous {
+		return ""
+	}
+	for _, f := range req.Fillers {
+		if slices.Contains(from.Fillers, f) {
+			return f
+		}
+	}
+	return ""
 }
 
 // correlateByFocus finds the exchange a message points at: a request,
@@ -169,10 +190,10 @@ func (c *Core) findRequest(ctx context.Context, quoted envelope.Identifier, scop
 	return nil, ledger.ErrNotFound
 }
 
-// answerPlacer records a response the gateway itself gives the placer of m,
-// as it records a filler's, so that it shows in the Task and reaches the
-// placer.
-func (c *Core) answerPlacer(ctx context.Context, m *ledger.Message, code envelope.ResponseCode, why string) error {
+// answerPlacer records a response the gateway itself gives the placer of m
+// (about filler's delivery; "" about all), as it records a filler's, so that
+// it shows in the Task and reaches the placer.
+func (c *Core) answerPlacer(ctx context.Context, m *ledger.Message, filler string, code envelope.ResponseCode, why string) error {
 	v, _ := envelope.ParseVersion(m.FHIRVersion)
 	req, err := c.parser.Parse(m.Body, v)
 	if err != nil {
@@ -187,6 +208,6 @@ func (c *Core) answerPlacer(ctx context.Context, m *ledger.Message, code envelop
 	if err != nil {
 		return errors.Join(errors.New("ack: the gateway's own response does not parse"), err)
 	}
-	_, err = c.record(ctx, "", m, resp)
+	_, err = c.record(ctx, "", filler, m, resp)
 	return err
 }

@@ -16,33 +16,78 @@ import (
 // cancellation is never routed. When the order still waits for delivery to
 // fillers the gateway delivers itself, it is cancelled and never
 // delivered, and the cancellation is answered 200. decided is false when
-// the message must be routed like any other (the order was delivered, or
-// its filler consumes its queue itself).
-func (c *Core) cancelBeforeDelivery(ctx context.Context, from Party, msg *envelope.Message) (o Outcome, err error, decided bool) {
+// the message must be routed to the filler, whose answer decides (the order
+// was delivered, or its filler consumes its queue itself); order is then
+// the order it cancels.
+func (c *Core) cancelBeforeDelivery(ctx context.Context, from Party, msg *envelope.Message) (o Outcome, err error, decided bool, order *ledger.Message) {
 	if prior, err := c.ledger.ByIdentity(ctx, msg.Identity.Key(), from.asPlacer()); err == nil {
-		return replayed(prior), nil, true // a cancellation sent again
+		return replayed(prior), nil, true, nil // a cancellation sent again
 	}
 	orders, err := c.ledger.ByFocusKey(ctx, FocusKeys(msg), from.asPlacer())
 	if err != nil {
-		return Outcome{}, unavailable(err, "the message could not be recorded; retry later"), true
+		return Outcome{}, unavailable(err, "the message could not be recorded; retry later"), true, nil
 	}
 	if len(orders) == 0 {
 		c.log.Info("cancellation matches no order of its sender", zap.String("identity", msg.Identity.Key()), zap.String("partner", from.ID))
 		return Outcome{}, reject(ErrNoSuchOrder, envelope.IssueNotFound, "Bundle.entry[0].resource.focus",
-			"the cancellation matches no order of yours in the gateway's custody; it was not routed"), true
+			"the cancellation matches no order of yours in the gateway's custody; it was not routed"), true, nil
 	}
-	order := orders[0]
+	order = orders[0]
 	if order.Status != ledger.StatusRequested || !c.drivesAll(order.Fillers) {
-		return Outcome{}, nil, false
+		return Outcome{}, nil, false, order
 	}
 	why := fmt.Sprintf("cancelled by message %s before delivery", msg.Identity.Key())
-	a, err := c.ledger.Apply(ctx, order.TaskID, ledger.Change{Kind: ledger.ChangeCancelled, Partner: from.ID, Detail: msg.Identity.Key()},
-		ledger.From(ledger.StatusCancelled, why, ledger.StatusRequested))
-	if err != nil || !a.Changed {
-		return Outcome{}, nil, false
+	// One decision with the delivery (see ledger.CancelUndelivered): either
+	// no filler has it and it is stopped, or it is delivered and the
+	// cancellation goes to the filler.
+	a, err := c.ledger.CancelUndelivered(ctx, order.TaskID, ledger.Change{Kind: ledger.ChangeCancelled, Partner: from.ID, Detail: msg.Identity.Key()}, why)
+	if err != nil {
+		return Outcome{}, unavailable(err, "the message could not be recorded; retry later"), true, nil
+	}
+	if !a.Changed {
+		return Outcome{}, nil, false, order
 	}
 	c.log.Info("order cancelled before delivery", zap.String("taskId", order.TaskID), zap.String("by", msg.Identity.Key()))
-	return c.recordCancellation(ctx, from, msg, order), nil, true
+	return c.recordCancellation(ctx, from, msg, order), nil, true, nil
+}
+
+// decideCancellation applies a filler's answer to a cancellation routed to
+// it (cancel) to the order it cancels: ok cancels the order (its filler's
+// delivery, in a fan-out); fatal-error refuses it, and the order goes on,
+// its businessStatus saying so. Other answers decide nothing.
+func (c *Core) decideCancellation(ctx context.Context, sender, filler string, cancel *ledger.Message, code envelope.ResponseCode) {
+	change := ledger.Change{Kind: ledger.ChangeCancelled, Partner: sender, Detail: cancel.TaskID, Filler: filler}
+	var move ledger.Move
+	switch code {
+	case envelope.ResponseOK:
+		why := "cancelled by message " + cancel.Identity + ", confirmed by " + filler
+		move = func(current ledger.Status) (ledger.Status, string) {
+			if current.Terminal() {
+				return "", ""
+			}
+			return ledger.StatusCancelled, why
+		}
+	case envelope.ResponseFatalError:
+		change.Kind = ledger.ChangeStatus
+		why := "cancellation by message " + cancel.Identity + " refused by " + filler
+		move = func(current ledger.Status) (ledger.Status, string) {
+			if current.Terminal() {
+				return "", ""
+			}
+			return "", why
+		}
+	default:
+		return
+	}
+	a, err := c.ledger.Apply(ctx, cancel.Cancels, change, move)
+	if err != nil {
+		c.log.Warn("applying a filler's answer to a cancellation failed", zap.String("taskId", cancel.Cancels), zap.Error(err))
+		return
+	}
+	if a.Changed {
+		c.log.Info("the filler decided a cancellation", zap.String("taskId", cancel.Cancels), zap.String("cancellation", cancel.TaskID),
+			zap.String("code", string(code)), zap.String("status", string(a.Status)))
+	}
 }
 
 // recordCancellation keeps the cancellation message, with its answer, so

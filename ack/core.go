@@ -19,6 +19,8 @@ type Ledger interface {
 	Accept(ctx context.Context, m *ledger.Message) error
 	SetAnswer(ctx context.Context, taskID string, a ledger.Answer) error
 	Apply(ctx context.Context, taskID string, c ledger.Change, move ledger.Move) (ledger.Applied, error)
+	StartDelivery(ctx context.Context, taskID, filler string) (bool, error)
+	CancelUndelivered(ctx context.Context, taskID string, c ledger.Change, business string) (ledger.Applied, error)
 	AddResponse(ctx context.Context, r *ledger.Response, move ledger.Move) error
 	AddUnmatched(ctx context.Context, r *ledger.Response) error
 	Task(ctx context.Context, taskID string, scope ledger.Scope) (*ledger.Message, error)
@@ -193,7 +195,7 @@ func (c *Core) sweepOverdue(ctx context.Context) {
 			continue
 		}
 		c.log.Warn("acknowledgement overdue", zap.String("taskId", m.TaskID), zap.Strings("fillers", m.Fillers))
-		if err := c.answerPlacer(ctx, m, envelope.ResponseTransientError, why); err != nil {
+		if err := c.answerPlacer(ctx, m, "", envelope.ResponseTransientError, why); err != nil {
 			c.log.Warn("telling the placer about an overdue acknowledgement failed", zap.String("taskId", m.TaskID), zap.Error(err))
 		}
 	}

@@ -21,16 +21,10 @@ type deliverySink struct{ c *Core }
 
 var _ adapters.Sink = deliverySink{}
 
-// Deliverable is false for a cancelled task.
-func (s deliverySink) Deliverable(ctx context.Context, taskID string) (bool, error) {
-	m, err := s.c.ledger.Task(ctx, taskID, ledger.Anyone)
-	if errors.Is(err, ledger.ErrNotFound) {
-		return true, nil // purged: still owed
-	}
-	if err != nil {
-		return false, err
-	}
-	return m.Status != ledger.StatusCancelled, nil
+// Deliverable claims the delivery, false for a cancelled task: one
+// decision with a cancellation (see ledger.StartDelivery).
+func (s deliverySink) Deliverable(ctx context.Context, m adapters.Message) (bool, error) {
+	return s.c.ledger.StartDelivery(ctx, m.TaskID, m.Filler)
 }
 
 // Delivered records what the filler answered in the exchange, which moves
@@ -49,9 +43,9 @@ func (s deliverySink) Delivered(ctx context.Context, m adapters.Message, res ada
 		// It answers the message delivered, unless it quotes another one of
 		// the filler's.
 		if quoted := msg.Header.Response.Identifier; quoted.Value == m.Identity || quoted.String() == m.Identity {
-			err = c.recordFor(ctx, m.TaskID, msg)
+			err = c.recordFor(ctx, m.TaskID, m.Filler, msg)
 		} else if req, ferr := c.findRequest(ctx, quoted, ledger.FillerScope([]string{m.Filler})); ferr == nil {
-			_, err = c.record(ctx, "", req, msg)
+			_, err = c.record(ctx, "", m.Filler, req, msg)
 		} else {
 			c.log.Info("a filler's answer quotes no message routed to it", zap.String("taskId", m.TaskID), zap.String("filler", m.Filler))
 			continue
@@ -64,18 +58,18 @@ func (s deliverySink) Delivered(ctx context.Context, m adapters.Message, res ada
 	if answered {
 		return nil // the answer moved the Task past received
 	}
-	_, err := c.ledger.Apply(ctx, m.TaskID, ledger.Change{Kind: ledger.ChangeDelivered, Detail: m.Filler},
+	_, err := c.ledger.Apply(ctx, m.TaskID, ledger.Change{Kind: ledger.ChangeDelivered, Detail: m.Filler, Filler: m.Filler},
 		ledger.From(ledger.StatusReceived, "delivered to "+m.Filler, ledger.StatusRequested))
 	return err
 }
 
-// Parked fails the Task (unless it already ended: a result another filler
-// delivered stands) and answers the placer with a transient-error response
-// that says why.
+// Parked fails the filler's Task (unless it already ended; in a fan-out
+// another filler's result stands, see ledger.Derive) and answers the placer
+// with a transient-error response that says why.
 func (s deliverySink) Parked(ctx context.Context, m adapters.Message, reason string) error {
 	c := s.c
 	business := fmt.Sprintf("delivery to %s failed: %s", m.Filler, reason)
-	a, err := c.ledger.Apply(ctx, m.TaskID, ledger.Change{Kind: ledger.ChangeParked, Detail: m.Filler}, func(current ledger.Status) (ledger.Status, string) {
+	a, err := c.ledger.Apply(ctx, m.TaskID, ledger.Change{Kind: ledger.ChangeParked, Detail: m.Filler, Filler: m.Filler}, func(current ledger.Status) (ledger.Status, string) {
 		if current.Terminal() {
 			return "", ""
 		}
@@ -88,5 +82,5 @@ func (s deliverySink) Parked(ctx context.Context, m adapters.Message, reason str
 	if err != nil {
 		return err
 	}
-	return c.answerPlacer(ctx, req, envelope.ResponseTransientError, business)
+	return c.answerPlacer(ctx, req, m.Filler, envelope.ResponseTransientError, business)
 }

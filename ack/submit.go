@@ -77,13 +77,16 @@ func (c *Core) Submit(ctx context.Context, s Submission) (Outcome, error) {
 	if msg.IsResponse() {
 		return c.takeResponse(ctx, s.From, msg)
 	}
+	var cancels string // the order a cancellation routed to its filler cancels
 	if _, isCancel := c.cfg.Routes.CancelRoute(msg.Header.Event); isCancel {
 		if !s.From.mayPlace(msg.Header.Event) {
 			return Outcome{}, forbidden(s.From, msg.Header.Event)
 		}
-		if o, err, decided := c.cancelBeforeDelivery(ctx, s.From, msg); decided {
+		o, err, decided, order := c.cancelBeforeDelivery(ctx, s.From, msg)
+		if decided {
 			return o, err
 		}
+		cancels = order.TaskID
 	}
 	route, err := c.cfg.Routes.Match(msg.Header.Event)
 	if err != nil {
@@ -107,7 +110,7 @@ func (c *Core) Submit(ctx context.Context, s Submission) (Outcome, error) {
 		response = c.waiters.add(taskID)
 		defer c.waiters.remove(taskID, response)
 	}
-	a, err := c.custody(ctx, s.From, msg, route, callback, taskID)
+	a, err := c.custody(ctx, s.From, msg, route, callback, taskID, cancels)
 	var dup *ledger.DuplicateError
 	switch {
 	case errors.As(err, &dup):
@@ -136,9 +139,9 @@ func forbidden(p Party, ev envelope.Event) *Rejection {
 
 // custody takes msg into the ledger as taskID, with its answer (202 +
 // OperationOutcome), its callback and its outbox entries, and wakes the
-// relay. It returns the answer; a duplicate returns the ledger's
+// relay; cancels names the order a cancellation cancels. It returns the answer; a duplicate returns the ledger's
 // *ledger.DuplicateError, which holds the original.
-func (c *Core) custody(ctx context.Context, from Party, msg *envelope.Message, route router.Route, callback, taskID string) (ledger.Answer, error) {
+func (c *Core) custody(ctx context.Context, from Party, msg *envelope.Message, route router.Route, callback, taskID, cancels string) (ledger.Answer, error) {
 	if n := c.ledger.Backlog(); n >= c.cfg.MaxBacklog {
 		r := reject(ErrBusy, envelope.IssueType("transient"), "", "the gateway holds %d messages the broker has not taken yet; retry later", n)
 		r.Issue.Severity = envelope.SeverityFatal
@@ -150,7 +153,7 @@ func (c *Core) custody(ctx context.Context, from Party, msg *envelope.Message, r
 	m := &ledger.Message{
 		TaskID: taskID, Identity: msg.Identity.Key(), Placer: from.ID, BundleID: msg.BundleID, HeaderID: msg.Header.ID,
 		FHIRVersion: msg.Version.String(), Event: msg.Header.Event.Key(), Fillers: route.Fillers, Body: msg.Raw,
-		ResponseURL: callback, Status: ledger.StatusRequested, Answer: a, FocusKeys: FocusKeys(msg),
+		ResponseURL: callback, Status: ledger.StatusRequested, Answer: a, FocusKeys: FocusKeys(msg), Cancels: cancels,
 	}
 	if route.AckDeadline > 0 {
 		m.AckDue = c.now().Add(route.AckDeadline)

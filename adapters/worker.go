@@ -60,9 +60,11 @@ func (p RetryPolicy) backoff(attempt int) time.Duration {
 // Sink is told what deliveries produce; the gateway implements it. With a
 // worker Concurrency above 1 its methods are called concurrently.
 type Sink interface {
-	// Deliverable reports whether the task still wants delivery (false once
-	// it was cancelled).
-	Deliverable(ctx context.Context, taskID string) (bool, error)
+	// Deliverable claims m's delivery and reports whether the task still
+	// wants it (false once it was cancelled): the claim and the check are
+	// one decision, so a cancellation either stops the delivery or finds
+	// it started.
+	Deliverable(ctx context.Context, m Message) (bool, error)
 	// Delivered records that the filler took the message, with what it
 	// answered in the exchange.
 	Delivered(ctx context.Context, m Message, res Result) error
@@ -179,7 +181,7 @@ func (w *Worker) handle(ctx context.Context, ch *amqp.Channel, d amqp.Delivery) 
 		Event: header(d, router.HeaderEvent), FHIRVersion: header(d, router.HeaderFHIRVersion), Body: d.Body,
 	}
 	log := w.cfg.Log.With(zap.String("taskId", m.TaskID))
-	if ok, err := w.cfg.Sink.Deliverable(ctx, m.TaskID); err != nil {
+	if ok, err := w.cfg.Sink.Deliverable(ctx, m); err != nil {
 		return w.requeue(ctx, d, fmt.Errorf("deliverable: %w", err))
 	} else if !ok {
 		log.Info("task cancelled before delivery; message dropped")

@@ -33,10 +33,10 @@ func newSink() *recordingSink {
 	return &recordingSink{parked: map[string]string{}, cancelled: map[string]bool{}}
 }
 
-func (s *recordingSink) Deliverable(_ context.Context, taskID string) (bool, error) {
+func (s *recordingSink) Deliverable(_ context.Context, m Message) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.cancelled[taskID], nil
+	return !s.cancelled[m.TaskID], nil
 }
 
 func (s *recordingSink) Delivered(_ context.Context, m Message, res Result) error {

@@ -88,6 +88,16 @@ func taskQuery(params url.Values) (ledger.TaskQuery, *Error) {
 	if id := params.Get("identifier"); id != "" {
 		q.Identity = strings.TrimPrefix(id, IdentitySystem+"|")
 	}
+	if p := params.Get("part-of"); p != "" {
+		q.PartOf = strings.TrimPrefix(p, "Task/")
+	}
+	if o := params.Get("owner:identifier"); o != "" {
+		filler, ok := strings.CutPrefix(o, FillerSystem+"|")
+		if !ok {
+			return bad("owner:identifier=%s: name a filler as %s|<filler>", o, FillerSystem)
+		}
+		q.Owner = filler
+	}
 	for _, st := range params["status"] {
 		for _, s := range strings.Split(st, ",") {
 			if !ledger.Status(s).Known() {

@@ -145,6 +145,7 @@ func renderTask(m *ledger.Message, responses []ledger.Response) []byte {
 		BusinessStatus envelope.CodeableConcept `json:"businessStatus"`
 		Intent         string                   `json:"intent"`
 		Code           envelope.CodeableConcept `json:"code"`
+		PartOf         []ref                    `json:"partOf,omitempty"`
 		Focus          focus                    `json:"focus"`
 		Owner          *owner                   `json:"owner,omitempty"`
 		AuthoredOn     string                   `json:"authoredOn"`
@@ -169,6 +170,9 @@ func renderTask(m *ledger.Message, responses []ledger.Response) []byte {
 	}
 	if len(m.Fillers) == 1 {
 		t.Owner = &owner{Identifier: identifier{System: FillerSystem, Value: m.Fillers[0]}}
+	}
+	if m.PartOf != "" {
+		t.PartOf = []ref{{Reference: "Task/" + m.PartOf}}
 	}
 	if len(m.Fillers) > 0 {
 		t.Restriction = &restriction{}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // logChange writes c as the next row of the change log, at instant at (µs),
@@ -76,12 +77,139 @@ func (l *SQLite) Apply(ctx context.Context, taskID string, c Change, move Move) 
 	var a Applied
 	err := l.do(ctx, func(tx *wtx) error {
 		var err error
-		a, err = tx.apply(taskID, c, func(s Status, _ string) (Status, string) {
-			if move == nil {
-				return "", ""
+		a, err = tx.applyExchange(taskID, c, byStatus(move), 0, false)
+		return err
+	}, nil)
+	return a, err
+}
+
+// byStatus is move as a decide that reads only the status.
+func byStatus(move Move) decide {
+	return func(s Status, _ string) (Status, string) {
+		if move == nil {
+			return "", ""
+		}
+		return move(s)
+	}
+}
+
+// fillerTask is one filler's Task of an exchange routed to several.
+type fillerTask struct {
+	id, filler, business string
+	status               Status
+}
+
+// fillerTasks are the fillers' Tasks of an exchange, in route order (none
+// when it was routed to one filler).
+func (t *wtx) fillerTasks(exchangeID string) ([]fillerTask, error) {
+	rows, err := t.query(`SELECT m.task_id, m.fillers, m.status, m.business_status FROM deliveries d JOIN messages m ON m.task_id = d.task_id
+		WHERE d.exchange_id = $1 AND d.task_id <> '' ORDER BY d.rowid`, exchangeID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []fillerTask
+	for rows.Next() {
+		var f fillerTask
+		var status string
+		if err := rows.Scan(&f.id, &f.filler, &status, &f.business); err != nil {
+			return nil, err
+		}
+		f.status = Status(status)
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// applyExchange applies a change to an exchange. Routed to one filler, the
+// exchange's Task is the filler's: d moves it. Routed to several, d moves
+// c.Filler's Task (every filler's when c.Filler is empty), and the
+// exchange's Task follows Derive (forward only), its business status
+// summing up its fillers'. Unless always, nothing is written when nothing
+// moved.
+func (t *wtx) applyExchange(exchangeID string, c Change, d decide, outputs int, always bool) (Applied, error) {
+	subs, err := t.fillerTasks(exchangeID)
+	if err != nil {
+		return Applied{}, err
+	}
+	if len(subs) == 0 {
+		return t.apply(exchangeID, c, d, outputs, always)
+	}
+	moved := false
+	for i, f := range subs {
+		if c.Filler != "" && f.filler != c.Filler {
+			continue
+		}
+		sc := c
+		sc.ExchangeID, sc.Filler = exchangeID, f.filler
+		a, err := t.apply(f.id, sc, d, 0, false)
+		if err != nil {
+			return Applied{}, err
+		}
+		if a.Changed {
+			moved = true
+			var business string
+			if err := t.queryRow(`SELECT business_status FROM messages WHERE task_id = $1`, f.id).Scan(&business); err != nil {
+				return Applied{}, err
 			}
-			return move(s)
-		}, 0, false)
+			subs[i].status, subs[i].business = a.Status, business
+		}
+	}
+	statuses := make([]Status, len(subs))
+	parts := make([]string, len(subs))
+	for i, f := range subs {
+		statuses[i] = f.status
+		parts[i] = f.filler + " " + string(f.status)
+		if f.business != "" {
+			parts[i] += ": " + f.business
+		}
+	}
+	derived, summary := Derive(statuses), strings.Join(parts, "; ")
+	return t.apply(exchangeID, c, func(current Status, _ string) (Status, string) {
+		next, _ := Advance(current, derived)
+		return next, summary
+	}, outputs, always || moved)
+}
+
+// StartDelivery claims the delivery of an exchange to filler unless the
+// exchange was cancelled (see Ledger.StartDelivery).
+func (l *SQLite) StartDelivery(ctx context.Context, taskID, filler string) (bool, error) {
+	var ok bool
+	err := l.do(ctx, func(tx *wtx) error {
+		var status string
+		err := tx.queryRow(`SELECT status FROM messages WHERE task_id = $1`, taskID).Scan(&status)
+		if errors.Is(err, sql.ErrNoRows) {
+			ok = true // purged: still owed
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if Status(status) == StatusCancelled {
+			return nil
+		}
+		ok = true
+		_, err = tx.exec(`UPDATE deliveries SET started_at = $1 WHERE exchange_id = $2 AND filler = $3 AND started_at = 0`,
+			max(l.ms(l.now()), 1), taskID, filler)
+		return err
+	}, nil)
+	return ok, err
+}
+
+// CancelUndelivered cancels an exchange no filler's delivery has started
+// (see Ledger.CancelUndelivered).
+func (l *SQLite) CancelUndelivered(ctx context.Context, taskID string, c Change, business string) (Applied, error) {
+	var a Applied
+	err := l.do(ctx, func(tx *wtx) error {
+		var started int
+		if err := tx.queryRow(`SELECT count(*) FROM deliveries WHERE exchange_id = $1 AND started_at > 0`, taskID).Scan(&started); err != nil {
+			return err
+		}
+		if started > 0 {
+			return nil
+		}
+		var err error
+		a, err = tx.applyExchange(taskID, c, byStatus(From(StatusCancelled, business, StatusRequested)), 0, false)
 		return err
 	}, nil)
 	return a, err

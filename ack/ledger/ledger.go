@@ -65,8 +65,19 @@ type Ledger interface {
 	// Apply records a change of a task: move decides, from the status the
 	// task has inside the writing transaction, its next status and business
 	// status (empty: unchanged). When both are empty nothing is written and
-	// Applied.Changed is false. ErrNotFound when there is no such task.
+	// Applied.Changed is false. ErrNotFound when there is no such task. On an
+	// exchange routed to several fillers the move applies to c.Filler's Task
+	// (every filler's, when c.Filler is empty), and the exchange's status
+	// follows Derive, forward only.
 	Apply(ctx context.Context, taskID string, c Change, move Move) (Applied, error)
+	// StartDelivery claims an exchange's delivery to filler, in one
+	// transaction with the check that the exchange is not cancelled: false
+	// means it was, and nothing is to be delivered.
+	StartDelivery(ctx context.Context, taskID, filler string) (bool, error)
+	// CancelUndelivered cancels an exchange (and its fillers' Tasks) that is
+	// still requested and whose delivery no filler has started, in one
+	// transaction; Applied.Changed is false when it was too late.
+	CancelUndelivered(ctx context.Context, taskID string, c Change, business string) (Applied, error)
 	// AddResponse records a response or progress message for a task, moves
 	// the task as move decides (nil: no status change) and queues the
 	// response for the task's ResponseURL after its earlier ones; one change.
@@ -210,6 +221,16 @@ type Message struct {
 	Event string
 	// Fillers are the fillers the message is routed to.
 	Fillers []string
+	// FillerTasks, for a message routed to several fillers, name each
+	// filler's Task (in the order of Fillers): a Task of its own, part of
+	// the exchange's, with the filler as owner. Accept names them
+	// <TaskID>-1, -2, ... unless given. Empty for one filler.
+	FillerTasks []string
+	// PartOf, for a filler's Task, is its exchange's Task.
+	PartOf string
+	// Cancels, for a cancellation routed to a filler, is the order's Task;
+	// the filler's answer to it decides the order.
+	Cancels string
 	// OutboxSeqs are, after Accept, the outbox entries of the message, one
 	// per filler in the order of Fillers.
 	OutboxSeqs []int64
@@ -271,7 +292,10 @@ type Response struct {
 	TaskID   string
 	// Sender is the partner that sent it ("" for the gateway itself or
 	// with authentication off).
-	Sender     string
+	Sender string
+	// Filler is the filler it answers for: in an exchange routed to several
+	// fillers, the one whose Task it moves.
+	Filler     string
 	Code       string
 	Body       []byte
 	ReceivedAt time.Time
@@ -322,6 +346,10 @@ const (
 type Change struct {
 	// Seq orders the log (set by the ledger).
 	Seq int64
+	// Filler, when set on a change of an exchange routed to several
+	// fillers, is the filler whose Task the change moves (the exchange then
+	// follows Derive); unset, the move applies to every filler's Task.
+	Filler string
 	// TaskID is the Task that changed; ExchangeID the exchange it belongs
 	// to (the same for an exchange's own Task).
 	TaskID     string

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,7 +23,7 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 	}
 	cutoff := l.ms(now.Add(-l.window))
 	return l.doUnisolated(ctx, func(tx *wtx) error {
-		prior, err := scanMessage(tx.queryRow(selectMessage+` WHERE identity = $1 AND received_at >= $2 ORDER BY received_at DESC LIMIT 1`,
+		prior, err := scanMessage(tx.queryRow(selectMessage+` WHERE identity = $1 AND received_at >= $2 AND part_of = '' ORDER BY received_at DESC LIMIT 1`,
 			m.Identity, cutoff))
 		switch {
 		case err == nil && prior.Placer == m.Placer:
@@ -35,7 +36,7 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 		if m.FHIRVersion == "4.0" && m.BundleID != "" {
 			var other string
 			err := tx.queryRow(`SELECT identity FROM messages WHERE bundle_id = $1 AND placer = $2 AND fhir_version = '4.0'
-				AND received_at >= $3 AND identity <> $4 LIMIT 1`, m.BundleID, m.Placer, cutoff, m.Identity).Scan(&other)
+				AND received_at >= $3 AND identity <> $4 AND part_of = '' LIMIT 1`, m.BundleID, m.Placer, cutoff, m.Identity).Scan(&other)
 			if err == nil {
 				return unwritten(ErrBundleIDReused)
 			}
@@ -45,12 +46,9 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 		}
 		at := tx.stamp()
 		m.Version, m.UpdatedAt, m.Outputs = 1, fromMicros(at), 0
-		if _, err := tx.exec(`INSERT INTO messages (task_id, identity, placer, bundle_id, header_id, fhir_version, event, fillers, body,
-			response_url, status, business_status, answer_status, answer_type, answer_body, received_at, ack_due, version, changed_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, $18)`,
-			m.TaskID, m.Identity, m.Placer, m.BundleID, m.HeaderID, m.FHIRVersion, m.Event, strings.Join(m.Fillers, ","), m.Body,
-			m.ResponseURL, string(m.Status), m.BusinessStatus, m.Answer.Status, m.Answer.ContentType, nonNil(m.Answer.Body),
-			l.ms(now), msOrZero(m.AckDue), at); err != nil {
+		if _, err := tx.exec(insertMessage, m.TaskID, m.Identity, m.Placer, m.BundleID, m.HeaderID, m.FHIRVersion, m.Event,
+			strings.Join(m.Fillers, ","), m.Body, m.ResponseURL, string(m.Status), m.BusinessStatus, m.Answer.Status, m.Answer.ContentType,
+			nonNil(m.Answer.Body), l.ms(now), msOrZero(m.AckDue), at, "", m.Cancels); err != nil {
 			return fmt.Errorf("ledger: insert message: %w", err)
 		}
 		if len(m.FocusKeys) > 0 {
@@ -59,9 +57,29 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 				return fmt.Errorf("ledger: insert focus keys: %w", err)
 			}
 		}
+		if len(m.Fillers) > 1 && len(m.FillerTasks) != len(m.Fillers) {
+			m.FillerTasks = make([]string, len(m.Fillers))
+			for i := range m.Fillers {
+				m.FillerTasks[i] = m.TaskID + "-" + strconv.Itoa(i+1)
+			}
+		}
 		m.OutboxSeqs = m.OutboxSeqs[:0]
-		for _, f := range m.Fillers {
-			if _, err := tx.exec(`INSERT INTO deliveries (exchange_id, filler) VALUES ($1, $2) ON CONFLICT DO NOTHING`, m.TaskID, f); err != nil {
+		for i, f := range m.Fillers {
+			sub := ""
+			if len(m.Fillers) > 1 {
+				sub = m.FillerTasks[i]
+				subAt := tx.stamp()
+				business := queuedFor([]string{f})
+				if _, err := tx.exec(insertMessage, sub, m.Identity, m.Placer, "", "", m.FHIRVersion, m.Event, f, []byte{}, "",
+					string(m.Status), business, 0, "", []byte{}, l.ms(now), 0, subAt, m.TaskID, ""); err != nil {
+					return fmt.Errorf("ledger: insert a filler's Task: %w", err)
+				}
+				if err := tx.logChange(Change{TaskID: sub, ExchangeID: m.TaskID, Kind: ChangeAccepted, Partner: m.Placer, Version: 1,
+					Status: m.Status, BusinessStatus: business}, 0, subAt); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.exec(`INSERT INTO deliveries (exchange_id, filler, task_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, m.TaskID, f, sub); err != nil {
 				return fmt.Errorf("ledger: insert delivery: %w", err)
 			}
 			var seq int64
@@ -74,6 +92,11 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 			Version: 1, Status: m.Status, BusinessStatus: m.BusinessStatus}, 0, at)
 	}, func() { l.backlog.Add(int64(len(m.Fillers))) })
 }
+
+// insertMessage writes an exchange's Task, or a filler's Task of one.
+const insertMessage = `INSERT INTO messages (task_id, identity, placer, bundle_id, header_id, fhir_version, event, fillers, body,
+	response_url, status, business_status, answer_status, answer_type, answer_body, received_at, ack_due, version, changed_at, part_of, cancels)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, $18, $19, $20)`
 
 // queuedFor is the business status of an exchange not yet routed.
 func queuedFor(fillers []string) string { return "queued for " + strings.Join(fillers, ", ") }
@@ -103,7 +126,7 @@ func (l *SQLite) Task(ctx context.Context, taskID string, scope Scope) (*Message
 // scope.
 func (l *SQLite) ByIdentity(ctx context.Context, identity string, scope Scope) (*Message, error) {
 	q := &query{}
-	sqlText := selectMessage + ` m WHERE m.identity = ` + q.arg(identity) + ` AND ` + q.scope(scope) + ` ORDER BY m.received_at DESC LIMIT 1`
+	sqlText := selectMessage + ` m WHERE m.identity = ` + q.arg(identity) + ` AND m.part_of = '' AND ` + q.scope(scope) + ` ORDER BY m.received_at DESC LIMIT 1`
 	return scanMessage(l.read.QueryRowContext(ctx, sqlText, q.args...))
 }
 
@@ -134,7 +157,7 @@ func (l *SQLite) ByFocusKey(ctx context.Context, keys []string, scope Scope) ([]
 // Overdue returns up to limit tasks whose acknowledgement deadline passed
 // before now while they were still requested or received.
 func (l *SQLite) Overdue(ctx context.Context, now time.Time, limit int) ([]*Message, error) {
-	return l.messages(ctx, selectMessage+` WHERE ack_due > 0 AND ack_due < $1 AND status IN ('requested', 'received')
+	return l.messages(ctx, selectMessage+` WHERE ack_due > 0 AND ack_due < $1 AND status IN ('requested', 'received') AND part_of = ''
 		ORDER BY ack_due LIMIT $2`, l.ms(now), limit)
 }
 
@@ -170,7 +193,8 @@ func (l *SQLite) Purge(ctx context.Context, closedBefore time.Time, limit int) (
 	var n int
 	err := l.do(ctx, func(tx *wtx) error {
 		rows, err := tx.query(`SELECT task_id, version, status, business_status FROM messages m
-			WHERE changed_at < $1 AND status IN ('completed', 'rejected', 'failed', 'cancelled')
+			WHERE changed_at < $1 AND status IN ('completed', 'rejected', 'failed', 'cancelled') AND part_of = ''
+			AND NOT EXISTS (SELECT 1 FROM messages s WHERE s.part_of = m.task_id AND s.status NOT IN ('completed', 'rejected', 'failed', 'cancelled'))
 			AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.task_id = m.task_id)
 			AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.task_id = m.task_id)
 			ORDER BY changed_at LIMIT $2`, cutoff, limit)
@@ -196,7 +220,7 @@ func (l *SQLite) Purge(ctx context.Context, closedBefore time.Time, limit int) (
 			for _, del := range []string{
 				`DELETE FROM responses WHERE task_id = $1`, `DELETE FROM focus_keys WHERE task_id = $1`,
 				`DELETE FROM deliveries WHERE exchange_id = $1`, `DELETE FROM changes WHERE exchange_id = $1`,
-				`DELETE FROM messages WHERE task_id = $1`,
+				`DELETE FROM messages WHERE task_id = $1 OR part_of = $1`,
 			} {
 				if _, err := tx.exec(del, c.TaskID); err != nil {
 					return err
@@ -215,7 +239,7 @@ func (l *SQLite) Purge(ctx context.Context, closedBefore time.Time, limit int) (
 
 // selectMessage reads the columns scanMessage scans.
 const selectMessage = `SELECT task_id, identity, placer, bundle_id, header_id, fhir_version, event, fillers, body, response_url, status,
-	business_status, answer_status, answer_type, answer_body, received_at, routed_at, ack_due, version, changed_at, outputs FROM messages`
+	business_status, answer_status, answer_type, answer_body, received_at, routed_at, ack_due, version, changed_at, outputs, part_of, cancels FROM messages`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -225,7 +249,7 @@ func scanMessage(row rowScanner) (*Message, error) {
 	var received, routed, ackDue, changed int64
 	err := row.Scan(&m.TaskID, &m.Identity, &m.Placer, &m.BundleID, &m.HeaderID, &m.FHIRVersion, &m.Event, &fillers, &m.Body, &m.ResponseURL,
 		&status, &m.BusinessStatus, &m.Answer.Status, &m.Answer.ContentType, &m.Answer.Body, &received, &routed, &ackDue,
-		&m.Version, &changed, &m.Outputs)
+		&m.Version, &changed, &m.Outputs, &m.PartOf, &m.Cancels)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Pending returns up to limit outbox entries after seq, oldest first, with
@@ -59,12 +60,12 @@ func (l *SQLite) Published(ctx context.Context, entries ...OutboxEntry) error {
 			// One statement marks the task routed and makes its new version,
 			// when no publish of it is left; one more logs the change.
 			at := tx.stamp()
-			var status, business string
+			var status, business, fillers string
 			var version, outputs int
 			err := tx.queryRow(`UPDATE messages SET routed_at = $1, version = version + 1, changed_at = $2,
 				business_status = CASE WHEN business_status LIKE 'queued for %' THEN 'routed to ' || substr(business_status, 12) ELSE business_status END
 				WHERE task_id = $3 AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.task_id = messages.task_id)
-				RETURNING status, business_status, version, outputs`, now, at, task).Scan(&status, &business, &version, &outputs)
+				RETURNING status, business_status, version, outputs, fillers`, now, at, task).Scan(&status, &business, &version, &outputs, &fillers)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue // still owed to another filler, or gone
 			}
@@ -75,7 +76,27 @@ func (l *SQLite) Published(ctx context.Context, entries ...OutboxEntry) error {
 				Status: Status(status), BusinessStatus: business}, outputs, at); err != nil {
 				return err
 			}
+			if !strings.Contains(fillers, ",") {
+				continue
+			}
+			subs, err := tx.fillerTasks(task)
+			if err != nil {
+				return err
+			}
+			for _, f := range subs {
+				if _, err := tx.apply(f.id, Change{Kind: ChangePublished, ExchangeID: task, Filler: f.filler}, routed, 0, false); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	}, func() { l.backlog.Add(-removed) })
+}
+
+// routed turns a filler's "queued for" business status into "routed to".
+func routed(_ Status, business string) (Status, string) {
+	if rest, ok := strings.CutPrefix(business, "queued for "); ok {
+		return "", "routed to " + rest
+	}
+	return "", ""
 }

@@ -26,12 +26,7 @@ func (l *SQLite) AddResponse(ctx context.Context, r *Response, move Move) error 
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if _, err := tx.apply(r.TaskID, Change{Kind: kind, Partner: r.Sender, Detail: r.BundleID}, func(s Status, _ string) (Status, string) {
-			if move == nil {
-				return "", ""
-			}
-			return move(s)
-		}, 1, true); err != nil {
+		if _, err := tx.applyExchange(r.TaskID, Change{Kind: kind, Partner: r.Sender, Detail: r.BundleID, Filler: r.Filler}, byStatus(move), 1, true); err != nil {
 			return err
 		}
 		if _, err := tx.exec(`INSERT INTO responses (bundle_id, identity, task_id, sender, code, body, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,

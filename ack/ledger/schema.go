@@ -155,6 +155,15 @@ var migrations = []string{
 	ALTER TABLE callbacks ADD COLUMN park_reason TEXT NOT NULL DEFAULT '';
 	CREATE INDEX callbacks_pending ON callbacks (seq, next_at, task_id) WHERE parked_at = 0;
 	CREATE INDEX callbacks_parked ON callbacks (parked_at, seq) WHERE parked_at > 0;`,
+	// Fan-out: each filler's delivery is a Task of its own, part of the
+	// exchange's; a delivery is claimed (started_at) in the transaction
+	// that checks for a cancellation; a cancellation routed to a filler
+	// names the order it cancels.
+	`ALTER TABLE messages ADD COLUMN part_of TEXT NOT NULL DEFAULT '';
+	ALTER TABLE messages ADD COLUMN cancels TEXT NOT NULL DEFAULT '';
+	CREATE INDEX messages_part_of ON messages (part_of) WHERE part_of <> '';
+	ALTER TABLE deliveries ADD COLUMN task_id TEXT NOT NULL DEFAULT '';
+	ALTER TABLE deliveries ADD COLUMN started_at INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // migrate brings the schema to the latest version in one transaction, with

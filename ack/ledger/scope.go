@@ -39,8 +39,10 @@ func (q *query) scope(s Scope) string {
 		parts = append(parts, "m.placer = "+q.arg(s.Placer))
 	}
 	if len(s.Fillers) > 0 {
-		parts = append(parts, "EXISTS (SELECT 1 FROM deliveries d WHERE d.exchange_id = m.task_id AND d.filler IN (SELECT value FROM json_each("+
-			q.arg(jsonList(s.Fillers))+")))")
+		// An exchange: routed to one of the fillers; a filler's Task: its
+		// filler is one of them.
+		parts = append(parts, "EXISTS (SELECT 1 FROM deliveries d WHERE d.exchange_id = (CASE WHEN m.part_of = '' THEN m.task_id ELSE m.part_of END)"+
+			" AND (m.part_of = '' OR d.task_id = m.task_id) AND d.filler IN (SELECT value FROM json_each("+q.arg(jsonList(s.Fillers))+")))")
 	}
 	if len(parts) == 0 {
 		return "1 = 0"

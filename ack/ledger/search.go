@@ -12,6 +12,10 @@ type TaskQuery struct {
 	Scope    Scope
 	Identity string
 	Statuses []Status
+	// PartOf selects the fillers' Tasks of one exchange; Owner the Tasks
+	// owned by a filler (exchanges routed to it alone, and its Tasks in
+	// fan-outs). Without either, only exchange Tasks are selected.
+	PartOf, Owner string
 	// Bounds on lastUpdated, each optional: after (gt), from (ge), before
 	// (lt), until (le).
 	UpdatedAfter, UpdatedFrom, UpdatedBefore, UpdatedUntil time.Time
@@ -35,6 +39,15 @@ func (l *SQLite) SearchTasks(ctx context.Context, q TaskQuery) ([]*Message, int,
 	where := []string{b.scope(q.Scope)}
 	if q.Identity != "" {
 		where = append(where, "m.identity = "+b.arg(q.Identity))
+	}
+	switch {
+	case q.PartOf != "":
+		where = append(where, "m.part_of = "+b.arg(q.PartOf))
+	case q.Owner == "":
+		where = append(where, "m.part_of = ''")
+	}
+	if q.Owner != "" {
+		where = append(where, "m.fillers = "+b.arg(q.Owner))
 	}
 	if len(q.Statuses) > 0 {
 		ss := make([]string, len(q.Statuses))

@@ -22,6 +22,9 @@ const (
 
 // statusRule is one status's row of the table: where it may move.
 type statusRule struct {
+	// rank orders the open statuses (how far along); ends ranks the
+	// terminal ones for Derive (higher wins).
+	rank, ends int
 	// next are the statuses a change may move it to (forward only).
 	next []Status
 	// resend: an operator's resend may take it back to requested.
@@ -31,16 +34,16 @@ type statusRule struct {
 // statusTable is the one table of Task statuses and their moves. A
 // terminal status has no next.
 var statusTable = map[Status]statusRule{
-	StatusRequested:  {next: []Status{StatusReceived, StatusAccepted, StatusReady, StatusInProgress, StatusOnHold, StatusCompleted, StatusRejected, StatusFailed, StatusCancelled}},
-	StatusReceived:   {next: []Status{StatusAccepted, StatusReady, StatusInProgress, StatusOnHold, StatusCompleted, StatusRejected, StatusFailed, StatusCancelled}},
-	StatusAccepted:   {next: []Status{StatusReady, StatusInProgress, StatusOnHold, StatusCompleted, StatusRejected, StatusFailed, StatusCancelled}},
-	StatusReady:      {next: []Status{StatusInProgress, StatusOnHold, StatusCompleted, StatusRejected, StatusFailed, StatusCancelled}},
-	StatusInProgress: {next: []Status{StatusOnHold, StatusCompleted, StatusFailed, StatusCancelled}},
-	StatusOnHold:     {next: []Status{StatusInProgress, StatusCompleted, StatusFailed, StatusCancelled}},
-	StatusCompleted:  {},
-	StatusRejected:   {resend: true},
-	StatusFailed:     {resend: true},
-	StatusCancelled:  {},
+	StatusRequested:  {rank: 0, next: []Status{StatusReceived, StatusAccepted, StatusReady, StatusInProgress, StatusOnHold, StatusCompleted, StatusRejected, StatusFailed, StatusCancelled}},
+	StatusReceived:   {rank: 1, next: []Status{StatusAccepted, StatusReady, StatusInProgress, StatusOnHold, StatusCompleted, StatusRejected, StatusFailed, StatusCancelled}},
+	StatusAccepted:   {rank: 2, next: []Status{StatusReady, StatusInProgress, StatusOnHold, StatusCompleted, StatusRejected, StatusFailed, StatusCancelled}},
+	StatusReady:      {rank: 2, next: []Status{StatusInProgress, StatusOnHold, StatusCompleted, StatusRejected, StatusFailed, StatusCancelled}},
+	StatusInProgress: {rank: 3, next: []Status{StatusOnHold, StatusCompleted, StatusFailed, StatusCancelled}},
+	StatusOnHold:     {rank: 3, next: []Status{StatusInProgress, StatusCompleted, StatusFailed, StatusCancelled}},
+	StatusCompleted:  {ends: 4},
+	StatusRejected:   {ends: 3, resend: true},
+	StatusFailed:     {ends: 2, resend: true},
+	StatusCancelled:  {ends: 1},
 }
 
 // Known reports whether s is a status of the table.
@@ -74,4 +77,29 @@ func Advance(current, proposed Status) (Status, bool) {
 		return proposed, true
 	}
 	return current, false
+}
+
+// Derive is the status of an exchange routed to several fillers, from the
+// statuses of its fillers' Tasks: while any is open, the most advanced open
+// one (the exchange then moves to it only forward, see Advance); once all
+// have ended, completed if any completed, else rejected if any was
+// rejected, else failed if any failed, else cancelled. So one filler's
+// failure never undoes another filler's result.
+func Derive(fillers []Status) Status {
+	var open, ended Status
+	for _, s := range fillers {
+		r := statusTable[s]
+		switch {
+		case !s.Terminal():
+			if open == "" || r.rank > statusTable[open].rank {
+				open = s
+			}
+		case ended == "" || r.ends > statusTable[ended].ends:
+			ended = s
+		}
+	}
+	if open != "" {
+		return open
+	}
+	return ended
 }

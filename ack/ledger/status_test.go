@@ -49,3 +49,25 @@ func TestStatusTable(t *testing.T) {
 		t.Error("only failed and rejected deliveries are resent")
 	}
 }
+
+func TestDerive(t *testing.T) {
+	cases := []struct {
+		fillers []Status
+		want    Status
+	}{
+		{[]Status{"requested", "requested"}, "requested"},
+		{[]Status{"received", "requested"}, "received"},
+		{[]Status{"completed", "requested"}, "requested"},
+		{[]Status{"completed", "in-progress"}, "in-progress"},
+		{[]Status{"completed", "failed"}, "completed"},
+		{[]Status{"failed", "completed"}, "completed"},
+		{[]Status{"failed", "rejected"}, "rejected"},
+		{[]Status{"failed", "cancelled"}, "failed"},
+		{[]Status{"cancelled", "cancelled"}, "cancelled"},
+	}
+	for _, tc := range cases {
+		if got := Derive(tc.fillers); got != tc.want {
+			t.Errorf("Derive(%v) = %s, want %s", tc.fillers, got, tc.want)
+		}
+	}
+}

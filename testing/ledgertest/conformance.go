@@ -40,6 +40,8 @@ func Run(t *testing.T, open Constructor) {
 		{"Retention", testRetention},
 		{"Outbox", testOutbox},
 		{"Callbacks", testCallbacks},
+		{"FanOutTasksPerFiller", testFanOut},
+		{"CancellationRacingADelivery", testCancelRace},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := clock.New(time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC))
@@ -640,5 +642,106 @@ func testCallbacks(t *testing.T, s *suite) {
 	last := changes[len(changes)-1]
 	if !strings.Contains(task.BusinessStatus, "placer answered 400") || last.Kind != ledger.ChangeCallbackParked || last.Version != task.Version {
 		t.Errorf("the Task after parking: %q, last change %+v", task.BusinessStatus, last)
+	}
+}
+
+func testFanOut(t *testing.T, s *suite) {
+	m := s.accept(t, message(1, "a", "lab", "archive"))
+	if len(m.FillerTasks) != 2 {
+		t.Fatalf("filler Tasks %v", m.FillerTasks)
+	}
+	lab, archive := m.FillerTasks[0], m.FillerTasks[1]
+	for i, id := range m.FillerTasks {
+		sub, err := s.l.Task(ctx, id, ledger.Anyone)
+		if err != nil || sub.PartOf != m.TaskID || len(sub.Fillers) != 1 || sub.Fillers[0] != m.Fillers[i] || sub.Status != ledger.StatusRequested {
+			t.Fatalf("filler Task %s: %+v %v", id, sub, err)
+		}
+	}
+	// The archive's delivery parks; the lab completes: both stand, and the
+	// exchange follows the rule.
+	if _, err := s.l.Apply(ctx, m.TaskID, ledger.Change{Kind: ledger.ChangeParked, Filler: "archive"}, ledger.To(ledger.StatusFailed, "delivery failed")); err != nil {
+		t.Fatal(err)
+	}
+	if ex, _ := s.l.Task(ctx, m.TaskID, ledger.Anyone); ex.Status != ledger.StatusRequested {
+		t.Errorf("after the archive failed, while the lab is open: %s", ex.Status)
+	}
+	r := &ledger.Response{BundleID: "b-1", Identity: "r-1", TaskID: m.TaskID, Filler: "lab", Code: "ok"}
+	if err := s.l.AddResponse(ctx, r, ledger.To(ledger.StatusCompleted, "result final")); err != nil {
+		t.Fatal(err)
+	}
+	ex, _ := s.l.Task(ctx, m.TaskID, ledger.Anyone)
+	labTask, _ := s.l.Task(ctx, lab, ledger.Anyone)
+	archiveTask, _ := s.l.Task(ctx, archive, ledger.Anyone)
+	if ex.Status != ledger.StatusCompleted || labTask.Status != ledger.StatusCompleted || archiveTask.Status != ledger.StatusFailed || ex.Outputs != 1 {
+		t.Errorf("exchange %s (%d outputs), lab %s, archive %s", ex.Status, ex.Outputs, labTask.Status, archiveTask.Status)
+	}
+	if !strings.Contains(ex.BusinessStatus, "lab completed") || !strings.Contains(ex.BusinessStatus, "archive failed") {
+		t.Errorf("exchange business status %q", ex.BusinessStatus)
+	}
+	// Searches give exchange Tasks, unless they name part-of or owner.
+	count := func(q ledger.TaskQuery) int {
+		q.Scope, q.Limit = ledger.Anyone, 100
+		got, _, err := s.l.SearchTasks(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(got)
+	}
+	if n := count(ledger.TaskQuery{}); n != 1 {
+		t.Errorf("plain search: %d", n)
+	}
+	if n := count(ledger.TaskQuery{PartOf: m.TaskID}); n != 2 {
+		t.Errorf("part-of: %d", n)
+	}
+	if n := count(ledger.TaskQuery{Owner: "archive"}); n != 1 {
+		t.Errorf("owner archive: %d", n)
+	}
+	// A filler sees its own Task, not another filler's.
+	if _, err := s.l.Task(ctx, lab, ledger.FillerScope([]string{"lab"})); err != nil {
+		t.Errorf("the lab reading its Task: %v", err)
+	}
+	if _, err := s.l.Task(ctx, archive, ledger.FillerScope([]string{"lab"})); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("the lab reading the archive's Task: %v", err)
+	}
+	if _, err := s.l.ByIdentity(ctx, m.Identity, ledger.Anyone); err != nil {
+		t.Errorf("the exchange by identity: %v", err)
+	}
+	if h, _ := s.l.History(ctx, archive, ledger.Anyone); len(h) < 2 {
+		t.Errorf("the archive's history: %d versions", len(h))
+	}
+}
+
+// A cancellation racing a delivery is decided in one transaction: either
+// the delivery is stopped, or it counts as started and the cancellation
+// fails; never both, never neither.
+func testCancelRace(t *testing.T, s *suite) {
+	for i := range 20 {
+		m := s.accept(t, message(100+i, "a"))
+		var started bool
+		var cancelled ledger.Applied
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			var err error
+			if started, err = s.l.StartDelivery(ctx, m.TaskID, "lab"); err != nil {
+				t.Error(err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			var err error
+			if cancelled, err = s.l.CancelUndelivered(ctx, m.TaskID, ledger.Change{Kind: ledger.ChangeCancelled}, "cancelled"); err != nil {
+				t.Error(err)
+			}
+		}()
+		wg.Wait()
+		if started == cancelled.Changed {
+			t.Fatalf("round %d: delivery started %v, cancelled %v", i, started, cancelled.Changed)
+		}
+		got, _ := s.l.Task(ctx, m.TaskID, ledger.Anyone)
+		if (got.Status == ledger.StatusCancelled) != cancelled.Changed {
+			t.Fatalf("round %d: status %s, cancelled %v", i, got.Status, cancelled.Changed)
+		}
 	}
 }
