@@ -69,7 +69,20 @@ type CoreConfig struct {
 	SweepEvery, PurgeEvery time.Duration
 	Log                    *zap.Logger
 	Now                    func() time.Time
-	NewID                  func() string
+	// NewID names Tasks and Bundles (default: time-ordered UUIDs, version 7,
+	// so that the ledger's indexes on them grow at one end instead of
+	// touching a random page per message).
+	NewID func() string
+}
+
+// newTimeOrderedID is a UUID of version 7 (a random one if the clock
+// cannot give one).
+func newTimeOrderedID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
 }
 
 // Core owns every exchange from custody to its end: acceptance and
@@ -102,7 +115,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.NewID == nil {
-		cfg.NewID = uuid.NewString
+		cfg.NewID = newTimeOrderedID
 	}
 	if cfg.Driven == nil {
 		cfg.Driven = func(string) bool { return false }

@@ -103,7 +103,7 @@ type fillerTask struct {
 // when it was routed to one filler).
 func (t *wtx) fillerTasks(exchangeID string) ([]fillerTask, error) {
 	rows, err := t.query(`SELECT m.task_id, m.fillers, m.status, m.business_status FROM deliveries d JOIN messages m ON m.task_id = d.task_id
-		WHERE d.exchange_id = $1 AND d.task_id <> '' ORDER BY d.rowid`, exchangeID)
+		WHERE d.exchange_id = $1 AND d.task_id <> '' ORDER BY d.position`, exchangeID)
 	if err != nil {
 		return nil, err
 	}

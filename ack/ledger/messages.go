@@ -79,7 +79,8 @@ func (l *SQLite) Accept(ctx context.Context, m *Message) error {
 					return err
 				}
 			}
-			if _, err := tx.exec(`INSERT INTO deliveries (exchange_id, filler, task_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, m.TaskID, f, sub); err != nil {
+			if _, err := tx.exec(`INSERT INTO deliveries (exchange_id, filler, position, task_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+				m.TaskID, f, i, sub); err != nil {
 				return fmt.Errorf("ledger: insert delivery: %w", err)
 			}
 			var seq int64

@@ -2,9 +2,7 @@ package ledger
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 )
@@ -55,36 +53,53 @@ func (l *SQLite) Published(ctx context.Context, entries ...OutboxEntry) error {
 			return fmt.Errorf("ledger: delete outbox: %w", err)
 		}
 		removed, _ = res.RowsAffected()
-		now := l.ms(l.now())
-		for _, task := range tasks {
-			// One statement marks the task routed and makes its new version,
-			// when no publish of it is left; one more logs the change.
-			at := tx.stamp()
-			var status, business, fillers string
-			var version, outputs int
-			err := tx.queryRow(`UPDATE messages SET routed_at = $1, version = version + 1, changed_at = $2,
-				business_status = CASE WHEN business_status LIKE 'queued for %' THEN 'routed to ' || substr(business_status, 12) ELSE business_status END
-				WHERE task_id = $3 AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.task_id = messages.task_id)
-				RETURNING status, business_status, version, outputs, fillers`, now, at, task).Scan(&status, &business, &version, &outputs, &fillers)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue // still owed to another filler, or gone
-			}
-			if err != nil {
+		// One statement marks every task none of whose publishes is left
+		// routed and makes its new version, each at an instant of its own;
+		// then each change is logged.
+		taskJSON, _ := json.Marshal(tasks)
+		base := tx.stamps(len(tasks))
+		rows, err := tx.query(`UPDATE messages SET routed_at = $1, version = version + 1,
+			changed_at = $2 + (SELECT j.key FROM json_each($3) j WHERE j.value = messages.task_id),
+			business_status = CASE WHEN business_status LIKE 'queued for %' THEN 'routed to ' || substr(business_status, 12) ELSE business_status END
+			WHERE task_id IN (SELECT value FROM json_each($3)) AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.task_id = messages.task_id)
+			RETURNING task_id, status, business_status, version, outputs, fillers, changed_at`, l.ms(l.now()), base, string(taskJSON))
+		if err != nil {
+			return fmt.Errorf("ledger: mark routed: %w", err)
+		}
+		type routedTask struct {
+			c        Change
+			outputs  int
+			fillers  string
+			at       int64
+			statusOf string
+		}
+		var done []routedTask
+		for rows.Next() {
+			var r routedTask
+			if err := rows.Scan(&r.c.TaskID, &r.statusOf, &r.c.BusinessStatus, &r.c.Version, &r.outputs, &r.fillers, &r.at); err != nil {
+				rows.Close()
 				return fmt.Errorf("ledger: mark routed: %w", err)
 			}
-			if err := tx.logChange(Change{TaskID: task, ExchangeID: task, Kind: ChangePublished, Version: version,
-				Status: Status(status), BusinessStatus: business}, outputs, at); err != nil {
+			r.c.ExchangeID, r.c.Kind, r.c.Status = r.c.TaskID, ChangePublished, Status(r.statusOf)
+			done = append(done, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("ledger: mark routed: %w", err)
+		}
+		for _, r := range done {
+			if err := tx.logChange(r.c, r.outputs, r.at); err != nil {
 				return err
 			}
-			if !strings.Contains(fillers, ",") {
+			if !strings.Contains(r.fillers, ",") {
 				continue
 			}
-			subs, err := tx.fillerTasks(task)
+			subs, err := tx.fillerTasks(r.c.TaskID)
 			if err != nil {
 				return err
 			}
 			for _, f := range subs {
-				if _, err := tx.apply(f.id, Change{Kind: ChangePublished, ExchangeID: task, Filler: f.filler}, routed, 0, false); err != nil {
+				if _, err := tx.apply(f.id, Change{Kind: ChangePublished, ExchangeID: r.c.TaskID, Filler: f.filler}, routed, 0, false); err != nil {
 					return err
 				}
 			}

@@ -70,7 +70,10 @@ var migrations = []string{
 	// The exchange core: placers, Task versions and the change log. An
 	// identity is taken only within the duplicate window and per sender,
 	// and an R4 Bundle.id only per placer, so messages and responses are
-	// rebuilt without their unique constraints (foreign keys are off while migrations run).
+	// rebuilt without their unique constraints (foreign keys are off while
+	// migrations run). deliveries holds each filler's delivery of an
+	// exchange: its place in the route, its Task in a fan-out, and when a
+	// worker claimed it (in the transaction that checks for a cancellation).
 	`CREATE TABLE messages_v7 (
 		task_id         TEXT PRIMARY KEY,
 		identity        TEXT NOT NULL,
@@ -104,16 +107,17 @@ var migrations = []string{
 	CREATE INDEX messages_identity ON messages (identity, received_at);
 	CREATE INDEX messages_bundle_id ON messages (bundle_id, placer);
 	CREATE INDEX messages_changed_at ON messages (changed_at);
-	CREATE INDEX messages_placer ON messages (placer, changed_at);
 	CREATE INDEX messages_ack_due ON messages (ack_due) WHERE ack_due > 0;
 	CREATE TABLE deliveries (
 		exchange_id     TEXT NOT NULL,
 		filler          TEXT NOT NULL,
+		position        INTEGER NOT NULL,
+		task_id         TEXT NOT NULL DEFAULT '',
+		started_at      INTEGER NOT NULL DEFAULT 0,
 		PRIMARY KEY (exchange_id, filler)
-	);
-	CREATE INDEX deliveries_filler ON deliveries (filler, exchange_id);
-	INSERT INTO deliveries (exchange_id, filler) SELECT m.task_id, f.value FROM messages m, json_each('["' || replace(m.fillers, ',', '","') || '"]') f
-		WHERE m.fillers <> '';
+	) WITHOUT ROWID;
+	INSERT INTO deliveries (exchange_id, filler, position) SELECT m.task_id, f.value, f.key FROM messages m,
+		json_each('["' || replace(m.fillers, ',', '","') || '"]') f WHERE m.fillers <> '';
 	CREATE TABLE responses_v7 (
 		bundle_id   TEXT PRIMARY KEY,
 		identity    TEXT NOT NULL,
@@ -156,14 +160,11 @@ var migrations = []string{
 	CREATE INDEX callbacks_pending ON callbacks (seq, next_at, task_id) WHERE parked_at = 0;
 	CREATE INDEX callbacks_parked ON callbacks (parked_at, seq) WHERE parked_at > 0;`,
 	// Fan-out: each filler's delivery is a Task of its own, part of the
-	// exchange's; a delivery is claimed (started_at) in the transaction
-	// that checks for a cancellation; a cancellation routed to a filler
-	// names the order it cancels.
+	// exchange's; a cancellation routed to a filler names the order it
+	// cancels.
 	`ALTER TABLE messages ADD COLUMN part_of TEXT NOT NULL DEFAULT '';
 	ALTER TABLE messages ADD COLUMN cancels TEXT NOT NULL DEFAULT '';
-	CREATE INDEX messages_part_of ON messages (part_of) WHERE part_of <> '';
-	ALTER TABLE deliveries ADD COLUMN task_id TEXT NOT NULL DEFAULT '';
-	ALTER TABLE deliveries ADD COLUMN started_at INTEGER NOT NULL DEFAULT 0;`,
+	CREATE INDEX messages_part_of ON messages (part_of) WHERE part_of <> '';`,
 }
 
 // migrate brings the schema to the latest version in one transaction, with

@@ -336,6 +336,13 @@ func (t *wtx) stamp() int64 {
 	return at
 }
 
+// stamps reserves n consecutive instants (see stamp) and returns the first.
+func (t *wtx) stamps(n int) int64 {
+	first := t.stamp()
+	t.l.lastAt = first + int64(max(n, 1)) - 1
+	return first
+}
+
 // errRow is a row that fails to scan with err.
 type errRow struct{ err error }
 
