@@ -57,10 +57,14 @@ func (c *Core) cancelBeforeDelivery(ctx context.Context, from Party, msg *envelo
 // its businessStatus saying so. Other answers decide nothing.
 func (c *Core) decideCancellation(ctx context.Context, sender, filler string, cancel *ledger.Message, code envelope.ResponseCode) {
 	change := ledger.Change{Kind: ledger.ChangeCancelled, Partner: sender, Detail: cancel.TaskID, Filler: filler}
+	by := filler
+	if by == "" { // an answer not told apart by filler: the cancellation's
+		by = joinFillers(cancel.Fillers)
+	}
 	var move ledger.Move
 	switch code {
 	case envelope.ResponseOK:
-		why := "cancelled by message " + cancel.Identity + ", confirmed by " + filler
+		why := "cancelled by message " + cancel.Identity + ", confirmed by " + by
 		move = func(current ledger.Status) (ledger.Status, string) {
 			if current.Terminal() {
 				return "", ""
@@ -69,7 +73,7 @@ func (c *Core) decideCancellation(ctx context.Context, sender, filler string, ca
 		}
 	case envelope.ResponseFatalError:
 		change.Kind = ledger.ChangeStatus
-		why := "cancellation by message " + cancel.Identity + " refused by " + filler
+		why := "cancellation by message " + cancel.Identity + " refused by " + by
 		move = func(current ledger.Status) (ledger.Status, string) {
 			if current.Terminal() {
 				return "", ""
