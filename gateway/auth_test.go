@@ -205,3 +205,36 @@ func TestJWTAuthentication(t *testing.T) {
 		})
 	}
 }
+
+// Partners of one issuer are told apart by the token's subject (sub, or
+// client_id without sub); a token matching none is 401.
+func TestJWTSubjectsTellPartnersApart(t *testing.T) {
+	is := newIssuer(t)
+	cfg := authConfig()
+	for _, p := range []struct{ id, subject string }{{"clinic-a", "client-a"}, {"clinic-b", "client-b"}} {
+		cfg.Partners = append(cfg.Partners, gateway.PartnerConfig{ID: p.id, Events: []string{gatewaytest.EventLabOrder},
+			JWT: gateway.JWTConfig{Issuer: is.url, JWKSURL: is.jwks.URL, Audience: "fhirgw", Subject: p.subject}})
+	}
+	s := gatewaytest.Start(t, cfg)
+	bearer := func(edit func(b *jwt.Builder) *jwt.Builder) http.Header {
+		return http.Header{"Authorization": {"Bearer " + is.token(t, is.key, edit)}}
+	}
+	asA := bearer(func(b *jwt.Builder) *jwt.Builder { return b.Subject("client-a") })
+	asB := bearer(func(*jwt.Builder) *jwt.Builder { // no sub: a client-credentials token
+		return jwt.NewBuilder().Issuer(is.url).Audience([]string{"fhirgw"}).Expiration(time.Now().Add(time.Hour)).Claim("client_id", "client-b")
+	})
+	r := post(t, s, fixture(t, "r4/lab-order.json"), "async=true", asA)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("clinic-a's order: %d %s", r.Status, r.Body)
+	}
+	if got := gatewaytest.Do(t, http.MethodGet, r.Header.Get("Content-Location"), nil, asA); got.Status != http.StatusOK {
+		t.Errorf("clinic-a reading its order: %d", got.Status)
+	}
+	if got := gatewaytest.Do(t, http.MethodGet, r.Header.Get("Content-Location"), nil, asB); got.Status != http.StatusNotFound {
+		t.Errorf("clinic-b (by client_id) reading clinic-a's order: %d", got.Status)
+	}
+	unknown := bearer(func(b *jwt.Builder) *jwt.Builder { return b.Subject("client-c") })
+	if got := gatewaytest.Do(t, http.MethodGet, r.Header.Get("Content-Location"), nil, unknown); got.Status != http.StatusUnauthorized {
+		t.Errorf("a subject no partner names: %d", got.Status)
+	}
+}

@@ -161,3 +161,41 @@ func TestNoPartnerTakesAnothersIdentityOverAMQP(t *testing.T) {
 		t.Errorf("b's messages reached the lab: %d", len(got))
 	}
 }
+
+// A lab's progress that points at a relative reference two placers' orders
+// share is not guessed: 422 multiple-matches, and neither order moves; named
+// by its conversation id, it moves the one it names.
+func TestProgressSharedByTwoPlacersIsNotGuessed(t *testing.T) {
+	s := gatewaytest.Start(t, scopeConfig(t))
+	orderA := fixture(t, "r4/lab-order.json")
+	orderB := bytes.ReplaceAll(fixture(t, "r4/lab-order.json"), []byte("4b0c2d1e-7f6a-4e3b-9c8d-1a2b3c4d5e01"), []byte("4b0c2d1e-7f6a-4e3b-9c8d-1a2b3c4d5ebb"))
+	orderB = bytes.Replace(orderB, []byte("b4a1c2d3-0000-4000-8000-000000000001"), []byte("b4a1c2d3-0000-4000-8000-0000000000bb"), 1)
+	a := post(t, s, orderA, "async=true", as("a-key"))
+	b := post(t, s, orderB, "async=true", as("b-key"))
+	if a.Status != http.StatusAccepted || b.Status != http.StatusAccepted {
+		t.Fatalf("orders %d %d", a.Status, b.Status)
+	}
+	progress := progressMessage(envelope.R4, 1, `{"fullUrl":"urn:uuid:7b7b7b7b-0000-4000-8000-000000000001","resource":{"resourceType":"Task","id":"lab-task",
+		"status":"in-progress","intent":"order","focus":{"reference":"ServiceRequest/d23f0824-128b-2f33-0c5c-7fd0a6a3a450"}}}`)
+	r := post(t, s, progress, "async=true", as("l-key"))
+	if r.Status != http.StatusUnprocessableEntity || ooOf(t, r.Body).Issue[0].Code != "multiple-matches" {
+		t.Errorf("ambiguous progress: %d %s", r.Status, r.Body)
+	}
+	for _, o := range []gatewaytest.Response{a, b} {
+		if tv := readTaskAs(t, o.Header.Get("Content-Location"), "l-key"); tv.Status != "requested" {
+			t.Errorf("an order moved by ambiguous progress: %+v", tv)
+		}
+	}
+	h := as("l-key")
+	h.Set("X-Correlation-ID", "4b0c2d1e-7f6a-4e3b-9c8d-1a2b3c4d5ebb")
+	if r := post(t, s, progressMessage(envelope.R4, 2, `{"fullUrl":"urn:uuid:7b7b7b7b-0000-4000-8000-000000000002","resource":{"resourceType":"Task","id":"lab-task",
+		"status":"in-progress","intent":"order","focus":{"reference":"ServiceRequest/d23f0824-128b-2f33-0c5c-7fd0a6a3a450"}}}`), "async=true", h); r.Status != http.StatusOK {
+		t.Errorf("progress named by its conversation: %d %s", r.Status, r.Body)
+	}
+	if tv := readTaskAs(t, b.Header.Get("Content-Location"), "b-key"); tv.Status != "in-progress" {
+		t.Errorf("b's order after its progress: %+v", tv)
+	}
+	if tv := readTaskAs(t, a.Header.Get("Content-Location"), "a-key"); tv.Status != "requested" {
+		t.Errorf("a's order after b's progress: %+v", tv)
+	}
+}
