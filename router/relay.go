@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,12 +57,30 @@ type RelayConfig struct {
 // start, an outage, an offer dropped because the hand-over queue was full,
 // and every Poll). Both paths can carry the same delivery; the relay skips
 // the ones it recently recorded as published.
+//
+// A clean stop ends with Drain: once intake has stopped, it has the relay
+// publish the outbox window after window until it is empty, so that what was
+// accepted reaches the broker before the process exits.
 type Relay struct {
 	cfg    RelayConfig
 	wake   chan struct{}
 	offers chan Delivery
 	ready  atomic.Bool
 	done   *recentSet // seqs recorded as published; only the Run goroutine uses it
+
+	drainMu  sync.Mutex
+	drainSeq uint64    // Drain calls so far
+	drainers []drainer // Drain calls waiting for the outbox to be seen empty
+
+	stopped  chan struct{} // closed when Run returns
+	stopOnce sync.Once
+}
+
+// drainer is one waiting Drain call: seq orders it among the others, done
+// is closed once a read of the outbox begun after it found nothing.
+type drainer struct {
+	seq  uint64
+	done chan struct{}
 }
 
 // NewRelay returns a Relay; Run starts it.
@@ -78,7 +97,8 @@ func NewRelay(cfg RelayConfig) *Relay {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	return &Relay{cfg: cfg, wake: make(chan struct{}, 1), offers: make(chan Delivery, 4*cfg.Window), done: newRecentSet(64 * cfg.Window)}
+	return &Relay{cfg: cfg, wake: make(chan struct{}, 1), offers: make(chan Delivery, 4*cfg.Window), done: newRecentSet(64 * cfg.Window),
+		stopped: make(chan struct{})}
 }
 
 // Notify tells the relay the outbox has new deliveries. It never blocks.
@@ -107,13 +127,85 @@ func (r *Relay) Offer(ds ...Delivery) {
 func (r *Relay) Ready() bool { return r.ready.Load() }
 
 // Run relays until ctx ends. Publishes in flight when ctx ends are still
-// confirmed (within ConfirmTimeout) and recorded before Run returns.
+// confirmed (within ConfirmTimeout) and recorded before Run returns; what
+// the outbox still holds then stays there for the next start. To publish all
+// of it first, call Drain before ending ctx.
 func (r *Relay) Run(ctx context.Context) error {
+	defer r.stopOnce.Do(func() { close(r.stopped) })
 	KeepConnected(ctx, r.cfg.Log, func(ctx context.Context) error {
 		defer r.ready.Store(false)
 		return r.session(ctx)
 	})
 	return nil
+}
+
+// Drain publishes everything the outbox holds and returns nil once the
+// relay, reading the outbox after Drain was called, found it empty: every
+// delivery it held then was confirmed by the broker and recorded as
+// published. Meanwhile the relay reads the outbox window after window rather
+// than at its Poll. It is the last step of a clean stop, after intake has
+// stopped and before Run's context ends, so that accepted messages do not
+// wait in the outbox for a restart (while intake goes on, the outbox may be
+// filled again as soon as it is seen empty).
+//
+// Drain needs Run to be running, and the broker: it returns ctx's error
+// (wrapped) when ctx ends first, e.g. while the broker is away, and an error
+// when Run returns first. What is left stays in the outbox for the next
+// start. Drain does not stop the relay.
+func (r *Relay) Drain(ctx context.Context) error {
+	done := make(chan struct{})
+	r.drainMu.Lock()
+	r.drainSeq++
+	r.drainers = append(r.drainers, drainer{seq: r.drainSeq, done: done})
+	r.drainMu.Unlock()
+	defer r.forgetDrainer(done)
+	r.Notify()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("router: draining the outbox: %w", ctx.Err())
+	case <-r.stopped:
+		return errors.New("router: draining the outbox: the relay stopped first")
+	}
+}
+
+// drainWanted is the seq of the latest waiting Drain call (0: none).
+func (r *Relay) drainWanted() uint64 {
+	r.drainMu.Lock()
+	defer r.drainMu.Unlock()
+	if len(r.drainers) == 0 {
+		return 0
+	}
+	return r.drainSeq
+}
+
+// drained releases the Drain calls up to seq: a read of the outbox begun
+// after them found it empty.
+func (r *Relay) drained(seq uint64) {
+	r.drainMu.Lock()
+	defer r.drainMu.Unlock()
+	kept := r.drainers[:0]
+	for _, d := range r.drainers {
+		if d.seq <= seq {
+			close(d.done)
+		} else {
+			kept = append(kept, d)
+		}
+	}
+	r.drainers = kept
+}
+
+// forgetDrainer drops a Drain call that returned.
+func (r *Relay) forgetDrainer(done chan struct{}) {
+	r.drainMu.Lock()
+	defer r.drainMu.Unlock()
+	for i, d := range r.drainers {
+		if d.done == done {
+			r.drainers = append(r.drainers[:i], r.drainers[i+1:]...)
+			return
+		}
+	}
 }
 
 // session runs one connection's life.
@@ -136,14 +228,25 @@ func (r *Relay) session(ctx context.Context) error {
 	fromOutbox := true // read the outbox first: it holds what an earlier run or session left
 	for {
 		for {
-			n, err := r.round(ctx, ch, fromOutbox)
+			// While a Drain waits, every round reads the outbox, until one
+			// finds nothing left.
+			drain := r.drainWanted()
+			taken, progressed, err := r.round(ctx, ch, fromOutbox || drain > 0)
 			if err != nil {
 				return err
 			}
 			fromOutbox = false
-			if n < r.cfg.Window || ctx.Err() != nil {
+			if drain > 0 && taken == 0 {
+				r.drained(drain)
+				continue
+			}
+			if ctx.Err() != nil {
 				break
 			}
+			if (drain > 0 && progressed) || (drain == 0 && taken == r.cfg.Window) {
+				continue // more may wait (a round that only got nacks waits for the poll)
+			}
+			break
 		}
 		select {
 		case <-ctx.Done():
@@ -167,18 +270,18 @@ func (r *Relay) session(ctx context.Context) error {
 
 // round publishes one window of deliveries, from the offers or, when there
 // are none or fromOutbox is set, from the outbox, and records the confirmed
-// ones. It returns how many it took.
-func (r *Relay) round(ctx context.Context, ch *amqp.Channel, fromOutbox bool) (int, error) {
+// ones. It returns how many it took and whether any left the outbox.
+func (r *Relay) round(ctx context.Context, ch *amqp.Channel, fromOutbox bool) (taken int, progressed bool, err error) {
 	pending := r.takeOffers()
 	if len(pending) == 0 || fromOutbox {
 		stored, err := r.cfg.Outbox.Pending(ctx, r.cfg.Window)
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		pending = r.fresh(append(pending, stored...))
 	}
 	if len(pending) == 0 {
-		return 0, nil
+		return 0, false, nil
 	}
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(pending))
 	var publishErr error
@@ -211,14 +314,14 @@ func (r *Relay) round(ctx context.Context, ch *amqp.Channel, fromOutbox bool) (i
 		if err := r.cfg.Outbox.Published(wctx, done...); err != nil {
 			// Confirmed but not recorded: they will be published again
 			// (at-least-once); consumers deduplicate by message_id.
-			return len(pending), errors.Join(publishErr, fmt.Errorf("record published: %w", err))
+			return len(pending), false, errors.Join(publishErr, fmt.Errorf("record published: %w", err))
 		}
 		for _, d := range done {
 			r.done.add(d.Seq)
 			r.cfg.Log.Debug("message routed", zap.String("taskId", d.TaskID), zap.String("filler", d.Filler), zap.String("event", d.Event))
 		}
 	}
-	return len(pending), publishErr
+	return len(pending), len(done) > 0, publishErr
 }
 
 // takeOffers takes up to a window of offered deliveries without waiting.

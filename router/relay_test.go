@@ -3,6 +3,7 @@ package router_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -34,7 +35,13 @@ func accept(t *testing.T, l *ledger.SQLite, n int, fillers ...string) *ledger.Me
 
 func startRelay(t *testing.T, url string, l *ledger.SQLite, topo router.Topology) *router.Relay {
 	t.Helper()
-	r := router.NewRelay(router.RelayConfig{URL: url, Outbox: gateway.LedgerOutbox{Ledger: l}, Topology: topo, Poll: 50 * time.Millisecond})
+	return runRelay(t, router.RelayConfig{URL: url, Outbox: gateway.LedgerOutbox{Ledger: l}, Topology: topo, Poll: 50 * time.Millisecond})
+}
+
+// runRelay runs a relay with cfg until the test ends.
+func runRelay(t *testing.T, cfg router.RelayConfig) *router.Relay {
+	t.Helper()
+	r := router.NewRelay(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = r.Run(ctx); close(done) }()
@@ -167,5 +174,75 @@ func TestRelayPublishesAnOfferedDeliveryOnce(t *testing.T) {
 	got := drain(t, topo.FillerQueue("lab"))
 	if len(got) != 50 {
 		t.Fatalf("%d messages in the queue, want each of the 50 exactly once", len(got))
+	}
+}
+
+// Deliveries committed without an offer or a notification (an offer the
+// full hand-over queue dropped) wait for the poll; Drain publishes them all
+// now, window after window, and returns once the outbox is empty.
+func TestRelayDrainPublishesTheWholeOutbox(t *testing.T) {
+	l := ledgertest.Open(t)
+	topo := topology(t, "lab")
+	r := runRelay(t, router.RelayConfig{URL: brokertest.URL(t), Outbox: gateway.LedgerOutbox{Ledger: l}, Topology: topo,
+		Window: 16, Poll: time.Hour})
+	wait.Until(t, "the relay to connect", 15*time.Second, r.Ready)
+	const n = 100 // six windows and a bit
+	for i := range n {
+		accept(t, l, i, "lab")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if l.Backlog() != n {
+		t.Fatalf("backlog %d before the drain, want %d: nothing should publish them until the poll", l.Backlog(), n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := r.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l.Backlog() != 0 {
+		t.Fatalf("Drain returned with %d deliveries in the outbox", l.Backlog())
+	}
+	seen := map[string]bool{}
+	for _, d := range drain(t, topo.FillerQueue("lab")) {
+		seen[d.MessageId] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct messages in the queue after the drain, want %d", len(seen), n)
+	}
+	// An empty outbox drains at once.
+	if err := r.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With the broker away, Drain gives up when its context ends and the
+// deliveries stay in the outbox; once Run has returned, Drain says so.
+func TestRelayDrainGivesUpWhileTheBrokerIsAway(t *testing.T) {
+	l := ledgertest.Open(t)
+	topo := topology(t, "lab")
+	proxy := brokertest.NewProxy(t)
+	r := router.NewRelay(router.RelayConfig{URL: proxy.URL(), Outbox: gateway.LedgerOutbox{Ledger: l}, Topology: topo, Poll: 50 * time.Millisecond})
+	runCtx, stop := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { _ = r.Run(runCtx); close(stopped) }()
+	defer func() { stop(); <-stopped }()
+	wait.Until(t, "the relay to connect", 15*time.Second, r.Ready)
+	proxy.Cut()
+	wait.Until(t, "the relay to notice the outage", 15*time.Second, func() bool { return !r.Ready() })
+	for i := range 5 {
+		accept(t, l, i, "lab")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := r.Drain(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Drain with the broker away: %v, want the context's deadline", err)
+	}
+	if l.Backlog() != 5 {
+		t.Fatalf("backlog %d after a failed drain, want the 5 accepted", l.Backlog())
+	}
+	stop()
+	<-stopped
+	if err := r.Drain(context.Background()); err == nil {
+		t.Fatal("Drain after Run returned reported success")
 	}
 }
