@@ -20,13 +20,14 @@ import (
 // version is the fhirgw release, set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// shutdownGrace bounds how long in-flight requests may finish at shutdown.
+// shutdownGrace bounds how long in-flight requests may finish at shutdown,
+// and then how long the relay may take to publish what the outbox holds.
 const shutdownGrace = 30 * time.Second
 
 // runServe is `fhirgw serve --config FILE`: it wires the ledger, the relay
 // and the HTTP gateway, runs them until SIGINT/SIGTERM, then shuts down in
-// order: stop intake and finish requests in flight, let the relay confirm
-// what it published, close the ledger.
+// order: stop intake and finish requests in flight, drain the outbox (the
+// relay publishes everything accepted), close the ledger (see stack.Run).
 func runServe(ctx context.Context, env *environment, args []string) int {
 	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fset.SetOutput(env.stderr)

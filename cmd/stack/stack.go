@@ -32,8 +32,9 @@ type Options struct {
 	Listener net.Listener
 	// Now is the clock of the gateway, its ledger and its pusher.
 	Now func() time.Time
-	// Grace bounds how long requests in flight may finish at shutdown
-	// (default 30s).
+	// Grace bounds, at shutdown, how long requests in flight may finish and
+	// then how long the relay may take to publish what the outbox holds
+	// (default 30s each).
 	Grace time.Duration
 
 	PurgeInterval, SweepInterval time.Duration
@@ -129,8 +130,12 @@ func (s *Stack) Ready() bool { return s.Relay.Ready() && s.Ingress.Ready() }
 
 // Run runs every part until ctx ends, then shuts down in order: intake
 // (HTTP requests in flight finish, AMQP messages taken are answered), the
-// filler workers, the pusher, the relay (its publishes confirmed), and last
-// the ledger.
+// filler workers, the drain of the outbox (the relay publishes everything
+// accepted, confirmed and recorded, for at most Options.Grace; with the
+// broker away, what is left is logged and published after a restart), the
+// pusher, the relay, and last the ledger. It returns the errors that stopped
+// the parts; an outbox not drained in time is not one of them (nothing is
+// lost).
 func (s *Stack) Run(ctx context.Context) error {
 	log := s.opts.Log
 	background := context.WithoutCancel(ctx)
@@ -160,6 +165,7 @@ func (s *Stack) Run(ctx context.Context) error {
 	stopWorkers()
 	workers.Wait()
 	log.Info("filler workers stopped")
+	s.drainOutbox(background)
 	stopCore()
 	err = errors.Join(err, <-coreDone)
 	stopPush()
@@ -174,6 +180,26 @@ func (s *Stack) Run(ctx context.Context) error {
 	err = errors.Join(err, s.Ledger.Close(cctx), <-ledgerDone)
 	log.Info("ledger closed")
 	return err
+}
+
+// drainOutbox has the relay publish what the outbox holds, for at most the
+// grace, and logs how it went.
+func (s *Stack) drainOutbox(ctx context.Context) {
+	log := s.opts.Log
+	held := s.Ledger.Backlog()
+	if held == 0 {
+		log.Info("outbox drained", zap.Int("held", 0), zap.Duration("took", 0))
+		return
+	}
+	began := time.Now()
+	dctx, cancel := context.WithTimeout(ctx, s.opts.Grace)
+	defer cancel()
+	if err := s.Relay.Drain(dctx); err != nil {
+		log.Warn("the outbox was not drained at stop; what is left is published after a restart", zap.Int("left", s.Ledger.Backlog()),
+			zap.Int("held", held), zap.Duration("grace", s.opts.Grace), zap.Error(err))
+		return
+	}
+	log.Info("outbox drained", zap.Int("held", held), zap.Duration("took", time.Since(began)))
 }
 
 // start runs part in a goroutine and returns where its result arrives.

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"github.com/fhirgw/fhirgw/router"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fhirgw/fhirgw/router"
 	"github.com/fhirgw/fhirgw/testing/brokertest"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -27,6 +27,8 @@ const event = "https://fhirgw.example/fhir/message-events|lab-order"
 // the end), lab-order routed to the filler "lab".
 type harness struct {
 	bin, config, base, prefix string
+	// dsn is the SQLite ledger file.
+	dsn string
 }
 
 func newHarness(t testing.TB) *harness {
@@ -44,7 +46,8 @@ func newHarnessAt(t testing.TB, url string) *harness {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	h := &harness{bin: buildBinary(t, dir), config: filepath.Join(dir, "fhirgw.yaml"), base: "http://" + addr, prefix: brokertest.Name(t, "e2e")}
+	h := &harness{bin: buildBinary(t, dir), config: filepath.Join(dir, "fhirgw.yaml"), base: "http://" + addr, prefix: brokertest.Name(t, "e2e"),
+		dsn: filepath.Join(dir, "data", "fhirgw.db")}
 	if err := os.WriteFile(h.config, []byte(fmt.Sprintf(`http:
   addr: %q
 amqp:
@@ -60,7 +63,7 @@ routes:
 fillers:
   - id: lab
     adapter: amqp
-`, addr, url, h.prefix, filepath.Join(dir, "data", "fhirgw.db"), event)), 0o600); err != nil {
+`, addr, url, h.prefix, h.dsn, event)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -109,8 +112,14 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 
 func start(t testing.TB, bin, config string) *gatewayProcess {
 	t.Helper()
+	return startLogging(t, bin, config, "warn")
+}
+
+// startLogging is start with the gateway logging at level.
+func startLogging(t testing.TB, bin, config, level string) *gatewayProcess {
+	t.Helper()
 	log := &syncBuffer{}
-	args := []string{"--log-level", "warn", "serve", "--config", config}
+	args := []string{"--log-level", level, "serve", "--config", config}
 	if prof := os.Getenv("E2E_CPUPROFILE"); prof != "" {
 		args = append(args, "--cpuprofile", prof)
 	}
