@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // maxAnswerBytes bounds what is read of a filler's answer.
@@ -49,6 +51,9 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("adapters: http: %q is not an http(s) URL", cfg.URL)
 	}
+	if err := checkHeaders(cfg.Headers); err != nil {
+		return nil, fmt.Errorf("adapters: http: %w", err)
+	}
 	if cfg.Async {
 		q := u.Query()
 		q.Set("async", "true")
@@ -84,17 +89,32 @@ func (h *HTTP) Deliver(ctx context.Context, m Message) (Result, error) {
 
 // post sends body to a filler as FHIR JSON of m's version, with the
 // message identity as X-Correlation-ID, and reads the answer (bounded).
-// Only failures to build the request are permanent.
+// Only a request that cannot be built or sent as built is a permanent
+// failure: a URL the request cannot be made for, or a header value HTTP
+// cannot carry (an identity holding a control character or a line break,
+// say). Such a request is refused here, before anything is sent: net/http
+// would refuse it too, but only inside Client.Do, with an error that is not
+// told apart from a network failure.
 func post(ctx context.Context, client *http.Client, url string, body []byte, m Message, headers map[string]string) (*http.Response, []byte, error) {
+	if p := headerValueProblem(m.Identity); p != "" {
+		return nil, nil, fmt.Errorf("%w: the message identity cannot travel in the X-Correlation-ID header of an HTTP request: %s", ErrPermanent, p)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrPermanent, err)
+		return nil, nil, fmt.Errorf("%w: the request to filler %s cannot be built: %w", ErrPermanent, m.Filler, err)
 	}
 	req.Header.Set("Content-Type", "application/fhir+json; fhirVersion="+m.FHIRVersion)
 	req.Header.Set("Accept", "application/fhir+json")
 	req.Header.Set("X-Correlation-ID", m.Identity)
 	for k, v := range headers {
 		req.Header.Set(k, v)
+	}
+	for name, values := range req.Header {
+		for _, v := range values {
+			if p := headerProblem(name, v); p != "" {
+				return nil, nil, fmt.Errorf("%w: the %s header of the request to filler %s cannot be sent: %s", ErrPermanent, name, m.Filler, p)
+			}
+		}
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -127,4 +147,40 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 // validates it properly).
 func isBundle(body []byte) bool {
 	return bytes.Contains(body, []byte(`"Bundle"`)) && bytes.Contains(body, []byte(`"resourceType"`))
+}
+
+// checkHeaders reports a configured header that no HTTP request can carry.
+func checkHeaders(headers map[string]string) error {
+	for name, v := range headers {
+		if p := headerProblem(name, v); p != "" {
+			return fmt.Errorf("header %q: %s", name, p)
+		}
+	}
+	return nil
+}
+
+// headerProblem says why name: value cannot be an HTTP header field, or ""
+// when it can. It applies net/http's own rules (httpguts), which Client.Do
+// enforces.
+func headerProblem(name, value string) string {
+	if !httpguts.ValidHeaderFieldName(name) {
+		return "the name is not an HTTP token"
+	}
+	return headerValueProblem(value)
+}
+
+// headerValueProblem says why value cannot be an HTTP header field value,
+// or "" when it can: HTTP forbids control characters in it (NUL, CR, LF,
+// DEL and the others), all but the horizontal tab. It names the offending
+// byte and where it is, never the value.
+func headerValueProblem(value string) string {
+	if httpguts.ValidHeaderFieldValue(value) {
+		return ""
+	}
+	for i := 0; i < len(value); i++ {
+		if b := value[i]; (b < ' ' && b != '\t') || b == 0x7f {
+			return fmt.Sprintf("it holds the control character 0x%02X at byte %d, which an HTTP header value cannot carry", b, i)
+		}
+	}
+	return "an HTTP header value cannot carry it"
 }

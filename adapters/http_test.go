@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -108,6 +109,51 @@ func TestRetryAfterHeader(t *testing.T) {
 	} {
 		if got := retryAfter(http.Header{"Retry-After": {v}}, now); got != want {
 			t.Errorf("%q: %v, want %v", v, got, want)
+		}
+	}
+}
+
+// What HTTP cannot carry is refused before anything is sent, as a permanent
+// failure: an identity with a control character cannot be X-Correlation-ID.
+// A tab and non-ASCII letters can; a configured header that cannot is a
+// configuration error.
+func TestHTTPRefusesWhatAnHTTPRequestCannotCarry(t *testing.T) {
+	var calls int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls++ }))
+	defer srv.Close()
+	a, err := NewHTTP(HTTPConfig{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest, err := NewREST(RESTConfig{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a\x00b", "a\nb", "a\rb", "a\x1fb", "a\x7fb"} {
+		for name, ad := range map[string]Adapter{"http": a, "rest": rest} {
+			_, err := ad.Deliver(context.Background(), Message{Filler: "lab", Identity: id, FHIRVersion: "4.0", Body: []byte(restOrder)})
+			if !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "X-Correlation-ID") {
+				t.Errorf("%s, identity %q: %v, want a permanent error naming X-Correlation-ID", name, id, err)
+			}
+		}
+	}
+	if calls != 0 {
+		t.Errorf("%d requests reached the filler", calls)
+	}
+	for _, id := range []string{"a\tb", "aéb", "a b"} {
+		if _, err := a.Deliver(context.Background(), Message{Filler: "lab", Identity: id, FHIRVersion: "4.0", Body: []byte(`{}`)}); err != nil {
+			t.Errorf("identity %q: %v", id, err)
+		}
+	}
+	for _, h := range []map[string]string{{"X-Api-Key": "k\r\nX-Evil: 1"}, {"Bad Name": "v"}} {
+		if _, err := NewHTTP(HTTPConfig{URL: srv.URL, Headers: h}); err == nil {
+			t.Errorf("NewHTTP took the header %q", h)
+		}
+		if _, err := NewREST(RESTConfig{URL: srv.URL, Headers: h}); err == nil {
+			t.Errorf("NewREST took the header %q", h)
+		}
+		if err := kinds["http"].Check(Spec{URL: srv.URL, Headers: h}); err == nil {
+			t.Errorf("the http kind's Check passed the header %q", h)
 		}
 	}
 }

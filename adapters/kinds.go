@@ -40,6 +40,9 @@ func (k Kind) Check(s Spec) error {
 	if u, err := url.Parse(s.URL); err != nil || u.Scheme == "" || u.Host == "" {
 		return fmt.Errorf("adapter %s needs an absolute url", k.Name)
 	}
+	if err := checkHeaders(s.Headers); err != nil {
+		return fmt.Errorf("adapter %s: %w", k.Name, err)
+	}
 	return nil
 }
 

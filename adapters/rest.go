@@ -1,10 +1,12 @@
 package adapters
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -40,8 +42,11 @@ var _ Adapter = (*REST)(nil)
 
 // NewREST returns the adapter.
 func NewREST(cfg RESTConfig) (*REST, error) {
-	if !strings.HasPrefix(cfg.URL, "http://") && !strings.HasPrefix(cfg.URL, "https://") {
+	if u, err := url.Parse(cfg.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("adapters: rest: %q is not an http(s) URL", cfg.URL)
+	}
+	if err := checkHeaders(cfg.Headers); err != nil {
+		return nil, fmt.Errorf("adapters: rest: %w", err)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
@@ -54,11 +59,11 @@ func (a *REST) Deliver(ctx context.Context, m Message) (Result, error) {
 	v, _ := envelope.ParseVersion(m.FHIRVersion)
 	req, err := a.parser.Parse(m.Body, v)
 	if err != nil {
-		return Result{}, fmt.Errorf("%w: the message does not parse: %v", ErrPermanent, err)
+		return Result{}, fmt.Errorf("%w: the message does not parse: %w", ErrPermanent, err)
 	}
 	tx, err := transaction(req)
 	if err != nil {
-		return Result{}, fmt.Errorf("%w: %v", ErrPermanent, err)
+		return Result{}, fmt.Errorf("%w: the transaction for filler %s cannot be built: %w", ErrPermanent, m.Filler, err)
 	}
 	resp, body, err := post(ctx, a.client, strings.TrimSuffix(a.cfg.URL, "/"), tx, m, a.cfg.Headers)
 	if err != nil {
@@ -83,7 +88,7 @@ func (a *REST) Deliver(ctx context.Context, m Message) (Result, error) {
 	responder := envelope.Responder{Sender: envelope.Sender{Name: m.Filler, Software: "fhirgw rest adapter", Endpoint: a.cfg.URL}}
 	answer, err := responder.Response(req, code, outcome)
 	if err != nil {
-		return res, fmt.Errorf("%w: %v", ErrPermanent, err)
+		return res, fmt.Errorf("%w: the response for the placer cannot be built: %w", ErrPermanent, err)
 	}
 	res.Responses = [][]byte{answer}
 	return res, nil
@@ -130,7 +135,19 @@ func transaction(req *envelope.Message) ([]byte, error) {
 	if len(out.Entry) == 0 {
 		return nil, fmt.Errorf("the message has no focus resource to create")
 	}
-	return envelope.Encode(out), nil
+	return encodeJSON(out)
+}
+
+// encodeJSON is v as JSON (no HTML escaping), or why it cannot be: an
+// error, never a panic, since the content comes from the placer.
+func encodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("encoding JSON: %w", err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // entryIndex is the position of e among req's entries.
@@ -158,8 +175,14 @@ func tagActionable(res map[string]json.RawMessage) error {
 		}
 	}
 	tags = append(tags, actionable)
-	meta["tag"] = json.RawMessage(envelope.Encode(tags))
-	res["meta"] = json.RawMessage(envelope.Encode(meta))
+	raw, err := encodeJSON(tags)
+	if err != nil {
+		return fmt.Errorf("meta.tag: %w", err)
+	}
+	meta["tag"] = raw
+	if res["meta"], err = encodeJSON(meta); err != nil {
+		return fmt.Errorf("meta: %w", err)
+	}
 	return nil
 }
 

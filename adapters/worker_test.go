@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,6 +28,21 @@ type recordingSink struct {
 	responses int
 	parked    map[string]string
 	cancelled map[string]bool
+	events    []string // "delivered <task>", "parked <task>", and what the test notes, in order
+}
+
+// note adds an event of the test's own (a filler's request, say) to the
+// sink's sequence.
+func (s *recordingSink) note(event string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, event)
+}
+
+func (s *recordingSink) sequence() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.events...)
 }
 
 func newSink() *recordingSink {
@@ -44,6 +60,7 @@ func (s *recordingSink) Delivered(_ context.Context, m Message, res Result) erro
 	defer s.mu.Unlock()
 	s.delivered = append(s.delivered, m)
 	s.responses += len(res.Responses)
+	s.events = append(s.events, "delivered "+m.TaskID)
 	return nil
 }
 
@@ -51,6 +68,7 @@ func (s *recordingSink) Parked(_ context.Context, m Message, reason string) erro
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.parked[m.TaskID] = reason
+	s.events = append(s.events, "parked "+m.TaskID)
 	return nil
 }
 
@@ -82,8 +100,14 @@ func fixture(t *testing.T, fillers ...string) (router.Topology, *amqp.Channel) {
 // route publishes a message to a filler the way the relay does.
 func route(t *testing.T, ch *amqp.Channel, topo router.Topology, filler, taskID string) {
 	t.Helper()
+	routeIdentity(t, ch, topo, filler, taskID, "id-"+taskID)
+}
+
+// routeIdentity is route with the message identity (message_id) given.
+func routeIdentity(t *testing.T, ch *amqp.Channel, topo router.Topology, filler, taskID, identity string) {
+	t.Helper()
 	err := ch.PublishWithContext(context.Background(), topo.RouteExchange(), topo.FillerKey(filler), true, false, amqp.Publishing{
-		ContentType: "application/fhir+json; fhirVersion=4.0", DeliveryMode: amqp.Persistent, MessageId: "id-" + taskID,
+		ContentType: "application/fhir+json; fhirVersion=4.0", DeliveryMode: amqp.Persistent, MessageId: identity,
 		Timestamp: time.Now(), Headers: amqp.Table{router.HeaderTaskID: taskID, router.HeaderEvent: "coding:x|y", router.HeaderFHIRVersion: "4.0", router.HeaderFiller: filler},
 		Body: []byte(`{"resourceType":"Bundle","type":"message"}`),
 	})
@@ -255,5 +279,52 @@ func TestConcurrentDeliveries(t *testing.T) {
 	wait.Until(t, "16 deliveries", 20*time.Second, func() bool { d, _ := sink.counts(); return d == 16 })
 	if p := peak.Load(); p < 2 || p > 8 {
 		t.Errorf("peak of %d deliveries at once, want between 2 and 8", p)
+	}
+}
+
+// A message whose identity HTTP cannot carry in X-Correlation-ID (a NUL, a
+// line break: the broker takes them in message_id) can never be delivered
+// as built: it is parked at once with its reason, never sent nor retried,
+// and the filler's next message follows it.
+func TestWorkerParksAnIdentityHTTPCannotCarryAtOnce(t *testing.T) {
+	for name, identity := range map[string]string{"NUL": "id-\x00-poison", "newline": "id-\n-poison"} {
+		t.Run(name, func(t *testing.T) {
+			topo, ch := fixture(t, "lab")
+			sink := newSink()
+			filler := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				sink.note("request " + r.Header.Get("X-Correlation-ID"))
+				w.WriteHeader(http.StatusAccepted)
+			}))
+			defer filler.Close()
+			// Retries far apart: one would hold the next message for a minute.
+			startWorker(t, topo, "lab", filler.URL, sink, RetryPolicy{MaxAttempts: 8, Initial: time.Minute, Max: time.Minute})
+			routeIdentity(t, ch, topo, "lab", "poison", identity)
+			route(t, ch, topo, "lab", "next")
+			wait.Until(t, "the next message delivered", 20*time.Second, func() bool { d, _ := sink.counts(); return d == 1 })
+
+			want := []string{"parked poison", "request id-next", "delivered next"}
+			if got := sink.sequence(); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("events %q, want %q: the poison parked first, never sent, then the next message delivered", got, want)
+			}
+			sink.mu.Lock()
+			reason := sink.parked["poison"]
+			sink.mu.Unlock()
+			if !strings.Contains(reason, "X-Correlation-ID") || !strings.Contains(reason, "control character") {
+				t.Errorf("park reason %q does not say the identity cannot travel in X-Correlation-ID", reason)
+			}
+			var dead amqp.Delivery
+			wait.Until(t, "the dead-letter queue", 20*time.Second, func() bool {
+				d, ok, err := ch.Get(topo.DeadQueue("lab"), true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dead = d
+				return ok
+			})
+			if dead.MessageId != identity || fmt.Sprint(dead.Headers[router.HeaderParkReason]) != reason || fmt.Sprint(dead.Headers[HeaderAttempts]) != "1" {
+				t.Errorf("parked message: id %q, reason %v, attempts %v; want the identity, %q, 1", dead.MessageId,
+					dead.Headers[router.HeaderParkReason], dead.Headers[HeaderAttempts], reason)
+			}
+		})
 	}
 }
