@@ -43,6 +43,10 @@ type RelayConfig struct {
 	Poll time.Duration
 	// ConfirmTimeout bounds the wait for a confirm (default 30s).
 	ConfirmTimeout time.Duration
+	// Parked is told about a delivery the relay parked because it cannot
+	// be published as the AMQP contract wants it (see Relay); the gateway
+	// fails its Task with reason. Nil: it is only logged.
+	Parked func(ctx context.Context, d Delivery, reason string) error
 }
 
 // Relay moves deliveries from the outbox to the broker: it publishes a
@@ -57,6 +61,16 @@ type RelayConfig struct {
 // start, an outage, an offer dropped because the hand-over queue was full,
 // and every Poll). Both paths can carry the same delivery; the relay skips
 // the ones it recently recorded as published.
+//
+// A delivery that cannot be published as the AMQP contract wants it never
+// holds up the others: one whose identity does not fit an AMQP message_id
+// (255 bytes; intake refuses longer ones) is parked at once, like a filler's
+// dead letter, in the filler's dead-letter queue with its reason in
+// HeaderParkReason, recorded as published and reported to Parked. The type
+// property, the event key, is left out when it does not fit (255 bytes;
+// an eventCanonical's version can make it longer): the event travels in
+// HeaderEvent. Other values go as they are: the broker takes control
+// characters (NUL, line breaks) and any bytes in message_id and headers.
 //
 // A clean stop ends with Drain: once intake has stopped, it has the relay
 // publish the outbox window after window until it is empty, so that what was
@@ -284,20 +298,35 @@ func (r *Relay) round(ctx context.Context, ch *amqp.Channel, fromOutbox bool) (t
 		return 0, false, nil
 	}
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(pending))
+	parks := make([]string, 0, len(pending)) // why each publish is a park ("": it is not)
 	var publishErr error
 	exchange := r.cfg.Topology.RouteExchange()
 	for _, d := range pending {
-		c, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, r.cfg.Topology.FillerKey(d.Filler), true, false, publishing(d))
+		msg, err := publishing(d)
+		x, key, reason := exchange, r.cfg.Topology.FillerKey(d.Filler), ""
+		if err != nil {
+			// Publishing it would fail the same way every time (and end
+			// the connection): park it instead.
+			x, key, reason = r.cfg.Topology.DeadExchange(), d.Filler, fmt.Sprintf("the relay cannot publish it: %v", err)
+			msg = parking(d, reason)
+		}
+		c, err := ch.PublishWithDeferredConfirmWithContext(ctx, x, key, true, false, msg)
 		if err != nil {
 			publishErr = fmt.Errorf("publish: %w", err)
 			break
 		}
 		confirms = append(confirms, c)
+		parks = append(parks, reason)
 	}
 	// Confirms are awaited even when ctx has ended: shutdown drains them.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ConfirmTimeout)
 	defer cancel()
 	var done []Delivery
+	type park struct {
+		d      Delivery
+		reason string
+	}
+	var parked []park
 	for i, c := range confirms {
 		acked, err := c.WaitContext(wctx)
 		if err != nil {
@@ -305,6 +334,9 @@ func (r *Relay) round(ctx context.Context, ch *amqp.Channel, fromOutbox bool) (t
 			break
 		}
 		if acked {
+			if parks[i] != "" {
+				parked = append(parked, park{pending[i], parks[i]})
+			}
 			done = append(done, pending[i])
 		} else {
 			r.cfg.Log.Warn("broker nacked a publish; it stays in the outbox", zap.String("taskId", pending[i].TaskID), zap.String("filler", pending[i].Filler))
@@ -320,8 +352,23 @@ func (r *Relay) round(ctx context.Context, ch *amqp.Channel, fromOutbox bool) (t
 			r.done.add(d.Seq)
 			r.cfg.Log.Debug("message routed", zap.String("taskId", d.TaskID), zap.String("filler", d.Filler), zap.String("event", d.Event))
 		}
+		for _, p := range parked {
+			r.parked(wctx, p.d, p.reason)
+		}
 	}
 	return len(pending), len(done) > 0, publishErr
+}
+
+// parked logs a delivery the relay parked and reports it.
+func (r *Relay) parked(ctx context.Context, d Delivery, reason string) {
+	r.cfg.Log.Warn("message parked: it cannot be published", zap.String("taskId", d.TaskID), zap.String("filler", d.Filler),
+		zap.String("reason", reason))
+	if r.cfg.Parked == nil {
+		return
+	}
+	if err := r.cfg.Parked(ctx, d, reason); err != nil {
+		r.cfg.Log.Error("recording a parked message failed", zap.String("taskId", d.TaskID), zap.String("filler", d.Filler), zap.Error(err))
+	}
 }
 
 // takeOffers takes up to a window of offered deliveries without waiting.
@@ -352,10 +399,17 @@ func (r *Relay) fresh(ds []Delivery) []Delivery {
 	return out
 }
 
+// maxShortstr is the longest AMQP 0-9-1 short string, the type of
+// message_id, correlation_id, type and the other basic properties: the
+// client refuses a longer one by closing the whole connection.
+const maxShortstr = 255
+
 // publishing is the AMQP message for a delivery: the original bytes and the
-// properties of the AMQP contract.
-func publishing(d Delivery) amqp.Publishing {
-	return amqp.Publishing{
+// properties of the AMQP contract. The type property is left out when the
+// event key does not fit one (the event is in HeaderEvent); an error says
+// which property the contract needs cannot be encoded.
+func publishing(d Delivery) (amqp.Publishing, error) {
+	p := amqp.Publishing{
 		ContentType:   "application/fhir+json; fhirVersion=" + d.FHIRVersion,
 		DeliveryMode:  amqp.Persistent,
 		MessageId:     d.Identity,
@@ -368,6 +422,47 @@ func publishing(d Delivery) amqp.Publishing {
 			HeaderFHIRVersion: d.FHIRVersion,
 			HeaderTaskID:      d.TaskID,
 			HeaderFiller:      d.Filler,
+		},
+		Body: d.Body,
+	}
+	if len(p.Type) > maxShortstr {
+		p.Type = ""
+	}
+	for _, f := range []struct{ name, value string }{
+		{"message_id (the message identity)", p.MessageId},
+		{"content_type (with the FHIR version)", p.ContentType},
+	} {
+		if len(f.value) > maxShortstr {
+			return amqp.Publishing{}, fmt.Errorf("its %s is %d bytes, over the %d of an AMQP short string", f.name, len(f.value), maxShortstr)
+		}
+	}
+	return p, nil
+}
+
+// parking is the message that parks a delivery in its filler's dead-letter
+// queue: the original bytes, the contract's headers and the reason, and
+// only the properties that fit.
+func parking(d Delivery, reason string) amqp.Publishing {
+	fit := func(s string) string {
+		if len(s) > maxShortstr {
+			return ""
+		}
+		return s
+	}
+	return amqp.Publishing{
+		ContentType:   fit("application/fhir+json; fhirVersion=" + d.FHIRVersion),
+		DeliveryMode:  amqp.Persistent,
+		MessageId:     fit(d.Identity),
+		CorrelationId: fit(d.Identity),
+		Type:          fit(d.Event),
+		Timestamp:     time.Now().UTC(),
+		AppId:         "fhirgw",
+		Headers: amqp.Table{
+			HeaderEvent:       d.Event,
+			HeaderFHIRVersion: d.FHIRVersion,
+			HeaderTaskID:      d.TaskID,
+			HeaderFiller:      d.Filler,
+			HeaderParkReason:  reason,
 		},
 		Body: d.Body,
 	}

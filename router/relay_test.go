@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -245,4 +247,73 @@ func TestRelayDrainGivesUpWhileTheBrokerIsAway(t *testing.T) {
 	if err := r.Drain(context.Background()); err == nil {
 		t.Fatal("Drain after Run returned reported success")
 	}
+}
+
+// No delivery holds up the others. The broker takes a NUL and a line break
+// in message_id as they are; an event key too long for the type property (an
+// eventCanonical with a long version) goes without it; an identity too long
+// for message_id is parked at once in the filler's dead-letter queue with
+// its reason, and reported. Each would otherwise end the connection on
+// every attempt, and the outbox would never move again.
+func TestRelayDoesNotWedgeOnADeliveryItCannotPublishAsIs(t *testing.T) {
+	l := ledgertest.Open(t)
+	topo := topology(t, "lab")
+	long := "canonical:https://fhirgw.example/fhir/EventDefinition/lab-order|" + strings.Repeat("9", 300)
+	msgs := []*ledger.Message{
+		accept(t, l, 1, "lab"),
+		acceptWith(t, l, 2, func(m *ledger.Message) { m.Identity = "id-\x00-nul" }),
+		acceptWith(t, l, 3, func(m *ledger.Message) { m.Identity = "id-\n-newline" }),
+		acceptWith(t, l, 4, func(m *ledger.Message) { m.Event = long }),
+		acceptWith(t, l, 5, func(m *ledger.Message) { m.Identity = strings.Repeat("x", 300) }),
+		accept(t, l, 6, "lab"),
+	}
+	var mu sync.Mutex
+	parked := map[string]string{}
+	r := runRelay(t, router.RelayConfig{URL: brokertest.URL(t), Outbox: gateway.LedgerOutbox{Ledger: l}, Topology: topo, Poll: 50 * time.Millisecond,
+		Parked: func(_ context.Context, d router.Delivery, reason string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			parked[d.TaskID] = reason
+			return nil
+		}})
+	r.Notify()
+	wait.Until(t, "the outbox to empty", 15*time.Second, func() bool { return l.Backlog() == 0 })
+
+	lab := drain(t, topo.FillerQueue("lab"))
+	var ids []string
+	for _, d := range lab {
+		ids = append(ids, d.MessageId)
+		if d.Headers[router.HeaderTaskID] == msgs[3].TaskID && (d.Type != "" || d.Headers[router.HeaderEvent] != long) {
+			t.Errorf("the long event: type %q, header %q; want no type and the event in the header", d.Type, d.Headers[router.HeaderEvent])
+		}
+	}
+	want := []string{msgs[0].Identity, msgs[1].Identity, msgs[2].Identity, msgs[3].Identity, msgs[5].Identity}
+	if fmt.Sprintf("%q", ids) != fmt.Sprintf("%q", want) {
+		t.Fatalf("filler queue %q, want %q", ids, want)
+	}
+	dead := drain(t, topo.DeadQueue("lab"))
+	if len(dead) != 1 || dead[0].Headers[router.HeaderTaskID] != msgs[4].TaskID || !bytes.Equal(dead[0].Body, msgs[4].Body) {
+		t.Fatalf("dead-letter queue %v, want the message with the long identity", dead)
+	}
+	reason, _ := dead[0].Headers[router.HeaderParkReason].(string)
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(reason, "message_id") || parked[msgs[4].TaskID] != reason || len(parked) != 1 {
+		t.Errorf("park reason %q, reported %q", reason, parked)
+	}
+}
+
+// acceptWith is accept to the filler lab with the message changed first.
+func acceptWith(t *testing.T, l *ledger.SQLite, n int, change func(*ledger.Message)) *ledger.Message {
+	t.Helper()
+	m := &ledger.Message{
+		TaskID: fmt.Sprintf("task-%d", n), Identity: fmt.Sprintf("id-%d", n), FHIRVersion: "4.0",
+		Event: "coding:https://fhirgw.example/fhir/message-events|lab-order", Fillers: []string{"lab"},
+		Body: []byte(fmt.Sprintf(`{"resourceType":"Bundle","id":"b-%d"}`, n)), Status: "requested", Answer: ledger.Answer{Status: 202},
+	}
+	change(m)
+	if err := l.Accept(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -86,7 +86,14 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 		}
 	}()
 	s.Relay = router.NewRelay(router.RelayConfig{URL: cfg.AMQP.URL, Outbox: gateway.LedgerOutbox{Ledger: led}, Topology: topo,
-		Log: o.Log.Named("relay"), Poll: o.RelayPoll})
+		Log: o.Log.Named("relay"), Poll: o.RelayPoll,
+		// A delivery the relay cannot publish is parked like a filler's
+		// dead letter: its Task fails and the placer is told why. s.Core is
+		// set below, before anything runs.
+		Parked: func(ctx context.Context, d router.Delivery, reason string) error {
+			return s.Core.Sink().Parked(ctx, adapters.Message{TaskID: d.TaskID, Filler: d.Filler, Identity: d.Identity,
+				Event: d.Event, FHIRVersion: d.FHIRVersion, Body: d.Body}, reason)
+		}})
 	s.publisher = router.NewPublisher(cfg.AMQP.URL, "fhirgw replies")
 	retry := cfg.Callbacks.Retry
 	s.pusher = ack.NewPusher(ack.PusherConfig{Store: led, Log: o.Log.Named("push"), Now: o.Now, Poll: o.PushPoll,
