@@ -109,7 +109,7 @@ type PusherConfig struct {
 	// Retry bounds the attempts at one callback.
 	Retry RetryPolicy
 	// PerOrigin is how many callbacks of one origin (scheme, host, port;
-	// all AMQP replies are one origin) are in flight at once (default 2).
+	// all AMQP replies are one origin) are in flight at once (default 8).
 	PerOrigin int
 	// Concurrency is how many callbacks are in flight in all (default 64).
 	// Origins take free places in turn, each at most PerOrigin.
@@ -157,7 +157,7 @@ func NewPusher(cfg PusherConfig) *Pusher {
 	}
 	cfg.Retry = cfg.Retry.withDefaults()
 	if cfg.PerOrigin <= 0 {
-		cfg.PerOrigin = 2
+		cfg.PerOrigin = 8
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 64
@@ -195,7 +195,7 @@ func (p *Pusher) Run(ctx context.Context) error {
 		case <-p.wake:
 			scan = true
 		case <-poll.C:
-			scan = true
+			scan, d.full = true, true
 		}
 		// Take every other result ready now, so that one scan follows them.
 		for more := true; more; {
@@ -224,6 +224,11 @@ type dispatcher struct {
 	inflight int
 	results  chan result
 	wg       sync.WaitGroup
+	// scanned is the seq a scan for new callbacks starts after: every due
+	// callback up to it was taken when it was read. full asks the next
+	// scan to read them all (a lane was full, or a task has more).
+	scanned int64
+	full    bool
 }
 
 // lane is one origin's queue of callbacks and its calls in flight.
@@ -250,9 +255,21 @@ type result struct {
 
 // scan reads the due callbacks page by page and takes those of tasks not
 // held into their lanes.
+// A scan reads only the callbacks queued since the last one (their seqs
+// are higher) unless a full one is due: on the poll (retries that came
+// due), after a lane was full, or when a settled task has more.
 func (d *dispatcher) scan(ctx context.Context) {
 	now := d.p.cfg.Now()
 	var after int64
+	if !d.full {
+		after = d.scanned
+	}
+	d.full = false
+	defer func() {
+		if !d.full {
+			d.scanned = max(d.scanned, after)
+		}
+	}()
 	for ctx.Err() == nil {
 		page, err := d.p.cfg.Store.DueCallbacks(ctx, now, after, pageSize)
 		if err != nil {
@@ -311,7 +328,8 @@ func (d *dispatcher) take(ctx context.Context, now time.Time, c ledger.Callback)
 		d.ring = append(d.ring, l)
 	}
 	if len(l.queue) >= 16*d.p.cfg.PerOrigin {
-		return // a later scan takes it once the lane has room
+		d.full = true // a later full scan takes it once the lane has room
+		return
 	}
 	l.queue = append(l.queue, cl)
 	d.held[c.TaskID] = true
@@ -351,6 +369,7 @@ func (d *dispatcher) fill(ctx context.Context) {
 // and an idle lane is dropped. It reports whether to scan again.
 func (d *dispatcher) finish(r result) bool {
 	d.inflight--
+	d.full = d.full || r.more
 	delete(d.held, r.call.c.TaskID)
 	l := d.lanes[r.call.origin]
 	l.active--

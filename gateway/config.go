@@ -123,7 +123,7 @@ type CallbacksConfig struct {
 	// (defaults 8 attempts, 1h, backoff 1s to 1m).
 	Retry RetryConfig `yaml:"retry"`
 	// PerOrigin is how many answers are pushed to one placer origin
-	// (scheme, host, port) at once (default 2).
+	// (scheme, host, port) at once (default 8).
 	PerOrigin int `yaml:"perOrigin"`
 }
 
@@ -208,7 +208,7 @@ func DefaultConfig() Config {
 		AMQP:                 AMQPConfig{URL: "amqp://guest:guest@127.0.0.1:5672/", Prefix: "fhirgw"},
 		Ledger:               LedgerConfig{Driver: "sqlite", DSN: "./data/fhirgw.db"},
 		ReliableCacheMinutes: 1440,
-		Callbacks:            CallbacksConfig{PerOrigin: 2, Retry: defaultCallbackRetry},
+		Callbacks:            CallbacksConfig{PerOrigin: 8, Retry: defaultCallbackRetry},
 		Outbox:               OutboxConfig{MaxBacklog: 10000, RetryAfter: Duration(5 * time.Second)},
 		Retention:            Duration(720 * time.Hour),
 	}

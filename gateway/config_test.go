@@ -73,7 +73,7 @@ func TestLoadConfigReadsTheDesignExample(t *testing.T) {
 	if cfg.Outbox.MaxBacklog != 10000 {
 		t.Errorf("outbox default %+v", cfg.Outbox)
 	}
-	if c := cfg.Callbacks; c.PerOrigin != 2 || c.Retry.MaxAttempts != 8 || c.Retry.MaxAge.Std() != time.Hour ||
+	if c := cfg.Callbacks; c.PerOrigin != 8 || c.Retry.MaxAttempts != 8 || c.Retry.MaxAge.Std() != time.Hour ||
 		c.Retry.InitialBackoff.Std() != time.Second || c.Retry.MaxBackoff.Std() != time.Minute {
 		t.Errorf("callbacks defaults %+v", c)
 	}
