@@ -199,7 +199,11 @@ func (c *Core) answerPlacer(ctx context.Context, m *ledger.Message, filler strin
 	if err != nil {
 		return errors.Join(errors.New("ack: the request of Task/"+m.TaskID+" no longer parses"), err)
 	}
-	oo := envelope.NewOutcome(envelope.Issue{Severity: envelope.SeverityError, Code: envelope.IssueType("transient"), Diagnostics: why})
+	issue := envelope.IssueType("transient")
+	if code == envelope.ResponseFatalError {
+		issue = envelope.IssueType("processing")
+	}
+	oo := envelope.NewOutcome(envelope.Issue{Severity: envelope.SeverityError, Code: issue, Diagnostics: why})
 	body, err := c.responder.Response(req, code, &oo)
 	if err != nil {
 		return err

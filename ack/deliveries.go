@@ -63,17 +63,25 @@ func (s deliverySink) Delivered(ctx context.Context, m adapters.Message, res ada
 	return err
 }
 
-// Parked fails the filler's Task (unless it already ended; in a fan-out
+// Parked ends the filler's Task (unless it already ended; in a fan-out
 // another filler's result stands, see ledger.Derive) and answers the placer
-// with a transient-error response that says why.
-func (s deliverySink) Parked(ctx context.Context, m adapters.Message, reason string) error {
+// with a response that says why: a filler's refusal rejects it and the
+// placer hears fatal-error (resending it unchanged cannot help); retries
+// run out, or a message that cannot be delivered as built, fail it and the
+// placer hears transient-error.
+func (s deliverySink) Parked(ctx context.Context, m adapters.Message, why adapters.Parking) error {
 	c := s.c
-	business := fmt.Sprintf("delivery to %s failed: %s", m.Filler, reason)
+	status, code := ledger.StatusFailed, envelope.ResponseTransientError
+	business := fmt.Sprintf("delivery to %s failed: %s", m.Filler, why.Reason)
+	if why.Refused {
+		status, code = ledger.StatusRejected, envelope.ResponseFatalError
+		business = why.Reason // it names the filler
+	}
 	a, err := c.ledger.Apply(ctx, m.TaskID, ledger.Change{Kind: ledger.ChangeParked, Detail: m.Filler, Filler: m.Filler}, func(current ledger.Status) (ledger.Status, string) {
 		if current.Terminal() {
 			return "", ""
 		}
-		return ledger.StatusFailed, business
+		return status, business
 	})
 	if err != nil || !a.Changed {
 		return err
@@ -82,5 +90,5 @@ func (s deliverySink) Parked(ctx context.Context, m adapters.Message, reason str
 	if err != nil {
 		return err
 	}
-	return c.answerPlacer(ctx, req, m.Filler, envelope.ResponseTransientError, business)
+	return c.answerPlacer(ctx, req, m.Filler, code, business)
 }

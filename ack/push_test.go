@@ -190,7 +190,7 @@ func TestAHangingPlacerDoesNotDelayAnother(t *testing.T) {
 		accept(t, l, task, hangSrv.URL+"/fhir/$process-message")
 		respond(t, l, task, 0)
 	}
-	p := startPusher(t, l, PusherConfig{})
+	p := startPusher(t, l, PusherConfig{PerOrigin: 2})
 	wait.Until(t, "the hanging placer holding its lane's two calls", 10*time.Second, func() bool { return hang.entered.Load() == 2 })
 
 	accept(t, l, "healthy", healthySrv.URL+"/fhir/$process-message")
@@ -217,7 +217,7 @@ func TestAnAMQPPlacerHasALaneOfItsOwn(t *testing.T) {
 		respond(t, l, task, 0)
 	}
 	r := &replies{}
-	p := startPusher(t, l, PusherConfig{Replier: r})
+	p := startPusher(t, l, PusherConfig{Replier: r, PerOrigin: 2})
 	wait.Until(t, "the hanging placer holding its lane", 10*time.Second, func() bool { return hang.entered.Load() == 2 })
 	accept(t, l, "amqp", ReplyURL("fhirgw.reply.st-marys", "corr-1"))
 	respond(t, l, "amqp", 0)

@@ -43,6 +43,26 @@ type Result struct {
 // ErrPermanent marks a delivery failure that retrying cannot cure.
 var ErrPermanent = errors.New("permanent delivery failure")
 
+// ErrRefused marks the filler's own permanent refusal of a message (for
+// instance a 4xx answer other than 408 and 429); it is an ErrPermanent.
+var ErrRefused error = refusedError{}
+
+type refusedError struct{}
+
+func (refusedError) Error() string { return "the filler refused the message" }
+
+// Is makes errors.Is(ErrRefused, ErrPermanent) hold.
+func (refusedError) Is(target error) bool { return target == ErrPermanent }
+
+// Parking says why a delivery was given up.
+type Parking struct {
+	// Reason says why, for people.
+	Reason string
+	// Refused: the filler refused the message (ErrRefused), as opposed to
+	// retries running out or a message that cannot be delivered as built.
+	Refused bool
+}
+
 // retryAfterError asks the caller to wait before the next attempt.
 type retryAfterError struct {
 	after time.Duration

@@ -81,7 +81,7 @@ func (h *HTTP) Deliver(ctx context.Context, m Message) (Result, error) {
 		}
 		return res, nil
 	case s >= 400 && s < 500 && s != http.StatusRequestTimeout && s != http.StatusTooManyRequests:
-		return res, fmt.Errorf("%w: filler %s answered %d", ErrPermanent, m.Filler, s)
+		return res, fmt.Errorf("%w: filler %s answered %d", ErrRefused, m.Filler, s)
 	default:
 		return res, withRetryAfter(fmt.Errorf("filler %s answered %d", m.Filler, s), retryAfter(resp.Header, time.Now()))
 	}

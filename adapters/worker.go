@@ -69,7 +69,7 @@ type Sink interface {
 	// answered in the exchange.
 	Delivered(ctx context.Context, m Message, res Result) error
 	// Parked records that delivery gave up, and why.
-	Parked(ctx context.Context, m Message, reason string) error
+	Parked(ctx context.Context, m Message, why Parking) error
 }
 
 // WorkerConfig configures a Worker.
@@ -210,7 +210,7 @@ func (w *Worker) handle(ctx context.Context, ch *amqp.Channel, d amqp.Delivery) 
 		reason = fmt.Sprintf("gave up after %v: %v", age.Round(time.Second), err)
 	}
 	if reason != "" {
-		return w.park(ctx, ch, d, m, attempt, reason)
+		return w.park(ctx, ch, d, m, attempt, Parking{Reason: reason, Refused: errors.Is(err, ErrRefused)})
 	}
 	wait := max(w.cfg.Retry.backoff(attempt), RetryAfter(err))
 	log.Info("delivery failed; retrying", zap.Int("attempt", attempt), zap.Duration("wait", wait), zap.Error(err))
@@ -234,7 +234,8 @@ func (w *Worker) requeue(ctx context.Context, d amqp.Delivery, cause error) erro
 
 // park moves a message to the filler's dead-letter queue with its reason,
 // then records it.
-func (w *Worker) park(ctx context.Context, ch *amqp.Channel, d amqp.Delivery, m Message, attempts int, reason string) error {
+func (w *Worker) park(ctx context.Context, ch *amqp.Channel, d amqp.Delivery, m Message, attempts int, why Parking) error {
+	reason := why.Reason
 	headers := amqp.Table{}
 	for k, v := range d.Headers {
 		headers[k] = v
@@ -255,7 +256,7 @@ func (w *Worker) park(ctx context.Context, ch *amqp.Channel, d amqp.Delivery, m 
 		return err
 	}
 	w.cfg.Log.Warn("message parked", zap.String("taskId", m.TaskID), zap.Int("attempts", attempts), zap.String("reason", reason))
-	if err := w.cfg.Sink.Parked(ctx, m, reason); err != nil {
+	if err := w.cfg.Sink.Parked(ctx, m, why); err != nil {
 		w.cfg.Log.Error("recording a parked message failed", zap.String("taskId", m.TaskID), zap.Error(err))
 	}
 	return nil

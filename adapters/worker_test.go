@@ -23,6 +23,7 @@ func TestMain(m *testing.M) { brokertest.Main(m) }
 // recordingSink is the Sink of these tests: it records what the worker
 // reports and can cancel tasks.
 type recordingSink struct {
+	refused   []string // tasks the filler refused
 	mu        sync.Mutex
 	delivered []Message
 	responses int
@@ -64,10 +65,13 @@ func (s *recordingSink) Delivered(_ context.Context, m Message, res Result) erro
 	return nil
 }
 
-func (s *recordingSink) Parked(_ context.Context, m Message, reason string) error {
+func (s *recordingSink) Parked(_ context.Context, m Message, why Parking) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.parked[m.TaskID] = reason
+	s.parked[m.TaskID] = why.Reason
+	if why.Refused {
+		s.refused = append(s.refused, m.TaskID)
+	}
 	s.events = append(s.events, "parked "+m.TaskID)
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -224,5 +225,31 @@ func TestRESTFillerOutcomeBecomesTheResponse(t *testing.T) {
 	}
 	if tv := readTask(t, s, r.Header.Get("Content-Location")); tv.Status != "accepted" {
 		t.Errorf("task %+v", tv)
+	}
+}
+
+// A filler's permanent refusal (400) rejects the Task and the placer hears
+// fatal-error: resending the message unchanged cannot help.
+func TestARefusedDeliveryRejectsTheTaskWithAFatalError(t *testing.T) {
+	filler := httpFiller(t, http.StatusBadRequest, "")
+	s := gatewaytest.Start(t, httpConfig(filler.URL))
+	r := s.Post(t, fixture(t, "r4/lab-order.json"), "async=true", "")
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	var tv taskView
+	if !wait.For(20*time.Second, func() bool {
+		tv = readTask(t, s, r.Header.Get("Content-Location"))
+		return tv.Status == "rejected" && len(tv.Output) > 0
+	}) {
+		t.Fatalf("the task was not rejected: %+v", tv)
+	}
+	if !strings.Contains(tv.BusinessStatus.Text, "refused the message: filler lab answered 400") {
+		t.Errorf("business status %q", tv.BusinessStatus.Text)
+	}
+	b := s.Get(t, "/"+tv.Output[0].ValueReference.Reference, nil)
+	resp, err := envelope.NewParser(envelope.Options{}).Parse(b.Body, envelope.R4)
+	if err != nil || resp.Header.Response.Code != envelope.ResponseFatalError {
+		t.Errorf("the placer's answer: %v %s", err, b.Body)
 	}
 }

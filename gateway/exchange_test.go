@@ -51,7 +51,7 @@ func searchTasks(t *testing.T, s *gatewaytest.Stack, query, key string) []subTas
 // result).
 func TestFanOutOneFillerParksTheOtherCompletes(t *testing.T) {
 	archive := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusBadRequest) // a permanent refusal: parked at once
+		w.WriteHeader(http.StatusServiceUnavailable) // with one attempt allowed: parked at once
 	}))
 	defer archive.Close()
 	cfg := gatewaytest.Config()
@@ -60,7 +60,7 @@ func TestFanOutOneFillerParksTheOtherCompletes(t *testing.T) {
 		{ID: "p", APIKeySHA256: keyHash("p-key"), Events: []string{gatewaytest.EventLabResult}},
 		{ID: "l", APIKeySHA256: keyHash("l-key"), Fillers: []string{"lab"}},
 	}
-	cfg.Fillers[1] = gateway.FillerConfig{ID: "archive", Adapter: "http", URL: archive.URL}
+	cfg.Fillers[1] = gateway.FillerConfig{ID: "archive", Adapter: "http", URL: archive.URL, Retry: gateway.RetryConfig{MaxAttempts: 1}}
 	s := gatewaytest.Start(t, cfg)
 	s.RunFiller(t, samplefiller.Config{Queue: s.Topology.FillerQueue("lab"), APIKey: "l-key",
 		Steps: []samplefiller.Step{samplefiller.Respond(envelope.ResponseOK), samplefiller.Progress("completed", "results final")}})

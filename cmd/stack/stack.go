@@ -92,7 +92,7 @@ func New(ctx context.Context, o Options) (s *Stack, err error) {
 		// set below, before anything runs.
 		Parked: func(ctx context.Context, d router.Delivery, reason string) error {
 			return s.Core.Sink().Parked(ctx, adapters.Message{TaskID: d.TaskID, Filler: d.Filler, Identity: d.Identity,
-				Event: d.Event, FHIRVersion: d.FHIRVersion, Body: d.Body}, reason)
+				Event: d.Event, FHIRVersion: d.FHIRVersion, Body: d.Body}, adapters.Parking{Reason: reason})
 		}})
 	s.publisher = router.NewPublisher(cfg.AMQP.URL, "fhirgw replies")
 	retry := cfg.Callbacks.Retry
