@@ -1,8 +1,3 @@
-// Package ack brings answers back to placers: the durable ledger (package
-// ledger) records responses and the callbacks owed, and the Pusher POSTs
-// them to the placers' endpoints, per exchange in the order they arrived,
-// in one lane per placer origin, retrying with backoff until the placer
-// takes them or the retry limits park them.
 package ack
 
 import (
