@@ -139,10 +139,10 @@ func (s *Stack) Ready() bool { return s.Relay.Ready() && s.Ingress.Ready() }
 // (HTTP requests in flight finish, AMQP messages taken are answered), the
 // filler workers, the drain of the outbox (the relay publishes everything
 // accepted, confirmed and recorded, for at most Options.Grace; with the
-// broker away, what is left is logged and published after a restart), the exchange core's deadline sweeps and purges, the
-// pusher, the relay, and last the ledger. It returns the errors that stopped
-// the parts; an outbox not drained in time is not one of them (nothing is
-// lost).
+// broker away, what is left is logged and published after a restart), the
+// exchange core's deadline sweeps and purges, the pusher, the relay, and
+// last the ledger. It returns the errors that stopped the parts; an outbox
+// not drained in time is not one of them (nothing is lost).
 func (s *Stack) Run(ctx context.Context) error {
 	log := s.opts.Log
 	background := context.WithoutCancel(ctx)
