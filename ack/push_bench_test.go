@@ -55,7 +55,7 @@ func BenchmarkPushHealthyPlacer(b *testing.B) {
 			for i := range b.N {
 				accept(b, l, fmt.Sprintf("healthy-%d", i), healthy.URL+"/fhir/$process-message")
 			}
-			p := startPusher(b, l, PusherConfig{Log: zap.NewNop(), Poll: 500 * time.Millisecond})
+			p := startPusher(b, l, PusherConfig{Log: zap.NewNop(), Poll: 500 * time.Millisecond, PerOrigin: 2})
 			if hang != nil && !wait.For(10*time.Second, func() bool { return hang.entered.Load() == 2 }) {
 				b.Fatal("the hanging placer did not get its lane's two calls")
 			}
